@@ -1,0 +1,5 @@
+"""One exception type for every user-facing problem: the CLI prints its message on one line."""
+
+
+class JointKLError(Exception):
+    """A problem the user can fix; the message says what is wrong and how to fix it."""

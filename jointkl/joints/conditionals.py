@@ -1,0 +1,152 @@
+"""Conditional distributions: a network maps the conditioning variables to a `torch.distributions` object.
+
+Every conditional returns a Distribution whose event is the whole variable (`Independent` over its
+dimensions), so `log_prob` is a joint log-density per example and `rsample` is reparameterized where the
+family allows it. Dirac and Implicit conditionals have samples but no density: the papers replace their
+density ratios by an adversary (Su eq. 12; AVB Sec. 3).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributions as D
+import torch.nn.functional as F
+from torch import nn
+
+from jointkl.nets import MLP
+
+Shape = int | tuple[int, ...]
+
+
+def _shape(s: Shape) -> tuple[int, ...]:
+    return (s,) if isinstance(s, int) else tuple(s)
+
+
+class Conditional(nn.Module):
+    """`forward(*inputs) -> Distribution` with event shape `event_shape`."""
+
+    def __init__(self, in_dim: int, event_shape: Shape, out_shape: Shape, hidden: int, layers: int,
+                 net: nn.Module | None):
+        super().__init__()
+        self.event_shape = _shape(event_shape)
+        self.net = net if net is not None else MLP(in_dim, _shape(out_shape), hidden, layers)
+
+
+class Gaussian(Conditional):
+    """N(mu(h), diag sigma(h)^2), reparameterized. `std`: None = predicted per input,
+    "global" = one learned std per dimension, a float = fixed."""
+
+    def __init__(self, in_dim: int, event_shape: Shape, hidden: int = 256, layers: int = 2,
+                 std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3):
+        shape = _shape(event_shape)
+        super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net)
+        self.std, self.min_std = std, min_std
+        if std == "global":
+            self.log_std = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, *h: torch.Tensor) -> D.Distribution:
+        out = self.net(*h)
+        if self.std is None:
+            mu, s = out.unbind(1)                                     # (B, *event) each
+            std = F.softplus(s) + self.min_std
+        elif self.std == "global":
+            mu, std = out, self.log_std.exp().clamp_min(self.min_std).expand_as(out)
+        else:
+            mu, std = out, torch.full_like(out, float(self.std))
+        return D.Independent(D.Normal(mu, std), len(self.event_shape))
+
+
+class Bernoulli(Conditional):
+    """Independent Bernoulli pixels with logits from the network."""
+
+    def __init__(self, in_dim: int, event_shape: Shape, hidden: int = 256, layers: int = 2,
+                 net: nn.Module | None = None):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net)
+
+    def forward(self, *h: torch.Tensor) -> D.Distribution:
+        # no support check: grey values in [0, 1] are scored by the same cross-entropy
+        return D.Independent(D.Bernoulli(logits=self.net(*h), validate_args=False), len(self.event_shape))
+
+
+class Categorical(Conditional):
+    """A categorical variable with `k` classes."""
+
+    def __init__(self, in_dim: int, k: int, hidden: int = 256, layers: int = 2, net: nn.Module | None = None):
+        super().__init__(in_dim, (), k, hidden, layers, net)
+
+    def forward(self, *h: torch.Tensor) -> D.Distribution:
+        return D.Categorical(logits=self.net(*h))
+
+
+class Delta(D.Distribution):
+    """A point mass: samples are the value itself (gradients flow), and there is no density."""
+
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(self, value: torch.Tensor, event_dim: int):
+        self.value = value
+        cut = value.dim() - event_dim
+        super().__init__(value.shape[:cut], value.shape[cut:], validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.value
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        return self.value.expand(torch.Size(sample_shape) + self.value.shape)
+
+    def log_prob(self, value):
+        raise NotImplementedError("a Dirac conditional has no density; estimate its ratio with an adversary")
+
+
+class Dirac(Conditional):
+    """x = f(h): a deterministic network (GAN generator, deterministic encoder; Su eq. 12)."""
+
+    def __init__(self, in_dim: int, event_shape: Shape, hidden: int = 256, layers: int = 2,
+                 net: nn.Module | None = None):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net)
+
+    def forward(self, *h: torch.Tensor) -> D.Distribution:
+        return Delta(self.net(*h), len(self.event_shape))
+
+
+class _ImplicitDist(D.Distribution):
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(self, net: nn.Module, h: tuple[torch.Tensor, ...], noise_dim: int, event_shape):
+        self.net, self.h, self.noise_dim = net, h, noise_dim
+        super().__init__(h[0].shape[:1], torch.Size(event_shape), validate_args=False)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        n = math.prod(sample_shape)
+        h = [t.repeat(n, *[1] * (t.dim() - 1)) for t in self.h]          # (n*B, ...)
+        eps = torch.randn(h[0].shape[0], self.noise_dim, device=h[0].device)
+        x = self.net(*h, eps)                                              # (n*B, *event)
+        return x.view(*sample_shape, *self.batch_shape, *self.event_shape)
+
+    def log_prob(self, value):
+        raise NotImplementedError("an implicit conditional has no density; estimate its ratio with an adversary")
+
+
+class Implicit(Conditional):
+    """x = f(h, eps), eps ~ N(0, I): a neural sampler with an intractable density (AVB eq. 3.5)."""
+
+    def __init__(self, in_dim: int, event_shape: Shape, noise_dim: int, hidden: int = 256, layers: int = 2,
+                 net: nn.Module | None = None):
+        super().__init__(in_dim + noise_dim, event_shape, event_shape, hidden, layers, net)
+        self.noise_dim = noise_dim
+
+    def forward(self, *h: torch.Tensor) -> D.Distribution:
+        return _ImplicitDist(self.net, h, self.noise_dim, self.event_shape)
+
+
+def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int) -> Conditional:
+    """p(x|z) for a data kind: Bernoulli pixels or a Gaussian with a learned global std."""
+    if kind == "bernoulli":
+        return Bernoulli(in_dim, data_shape, hidden, layers)
+    if kind == "gaussian":
+        return Gaussian(in_dim, data_shape, hidden, layers, std="global")
+    raise ValueError(f"unknown decoder {kind!r}; choose bernoulli or gaussian")

@@ -1,0 +1,4 @@
+"""Networks only; no loss code lives here."""
+from jointkl.nets.mlp import MLP
+
+__all__ = ["MLP"]

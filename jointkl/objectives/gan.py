@@ -1,0 +1,93 @@
+"""Generative adversarial network (Goodfellow et al. 2014) as a joint KL, with Su's regularizer.
+
+    generative joint   q(x, y) = p_data(x)/2 on y=1, q(x)/2 on y=0, q(x) = E_z delta(x - G(z))  (Su eq. 12-13)
+    inference joint    p(x, y) = p_data(x) p(y|x), p(y=1|x) = D(x)
+    KL direction       KL(q(x, y) || p(x, y))                                                    (Su eq. 14)
+    estimators         D by logistic regression (Su eq. 16); its logit estimates log p_data/q_old (eq. 18)
+    generator loss     -E log D(G(z)) ("nonsaturating", Su eq. 20) or E log(1 - D(G(z))) ("minimax"),
+                       plus reg * mean_pixels (G(z) - G_old(z))^2, Su eq. 26 (KL(q || q_old), eq. 25).
+
+G_old is the generator at the start of the current generator period; all `g_steps` updates of a period
+share one z batch (as in Su's own code, which uses reg=5 and g_steps=2). With g_steps=1 the
+regularizer's gradient is exactly zero, because G = G_old where it is evaluated.
+The squared distance is averaged over data dimensions, so reg has the scale of Su's code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from jointkl.divergences.ratio import discriminator_loss, generator_loss
+from jointkl.joints import Dirac
+from jointkl.nets import MLP
+from jointkl.objectives.base import Objective, Player
+from jointkl.objectives.registry import register
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    latent_dim: int = 8
+    hidden: int = 128
+    layers: int = 3
+    loss: str = "nonsaturating"     # nonsaturating | minimax
+    reg: float = 0.0                # Su eq. 26 weight (lambda); 0 disables
+    g_steps: int = 1                # generator updates per outer step (Su's code: 2)
+    d_steps: int = 1                # discriminator updates per outer step (n_critic)
+    lr: float = 1e-3
+    lr_d: float | None = None       # defaults to lr
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@register
+class GAN(Objective):
+    """GAN with minimax or non-saturating generator loss and Su's regularizer reg=lambda (Su eq. 16, 20, 26)."""
+
+    name, Config = "gan", GANConfig
+
+    def __init__(self, cfg: GANConfig, data_shape, data_kind):
+        super().__init__(cfg, data_shape, data_kind)
+        generator_loss(torch.zeros(1), cfg.loss)   # validate the loss name at construction
+        x_dim = int(torch.Size(data_shape).numel())
+        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers)
+        self.D = MLP(x_dim, 1, cfg.hidden, cfg.layers)
+        self._z = self._x_old = None
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.latent_dim
+
+    def players(self):
+        c = self.cfg
+        return [Player("disc", list(self.D.parameters()), c.lr_d or c.lr, c.betas, c.d_steps),
+                Player("gen", list(self.G.parameters()), c.lr, c.betas, c.g_steps)]
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.G(z).rsample()                                    # (B, *data_shape)
+        return x if self.data_kind == "continuous" else torch.sigmoid(x)
+
+    def begin(self, player):
+        self._z = self._x_old = None
+
+    def loss(self, player, x):
+        if player == "disc":
+            with torch.no_grad():
+                fake = self.generate(torch.randn(x.shape[0], self.latent_dim, device=x.device))
+            logit_real, logit_fake = self.D(x), self.D(fake)
+            return discriminator_loss(logit_real, logit_fake), {"d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
+        if self._z is None:                                        # first update of this generator period
+            self._z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
+            with torch.no_grad():
+                self._x_old = self.generate(self._z)               # G_old(z), Su eq. 26
+        fake = self.generate(self._z)
+        adv = generator_loss(self.D(fake), self.cfg.loss)
+        reg = (fake - self._x_old).pow(2).flatten(1).mean(1).mean()
+        return adv + self.cfg.reg * reg, {"adv": adv, "reg": reg}
+
+    @torch.no_grad()
+    def sample(self, n):
+        return self.generate(torch.randn(n, self.latent_dim, device=self.device))
+
+    @torch.no_grad()
+    def decode(self, z):
+        return self.generate(torch.as_tensor(z, dtype=torch.float32, device=self.device))

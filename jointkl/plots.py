@@ -1,0 +1,66 @@
+"""Figures written during training and into reports: sample grids for images, scatter plots for 2-D."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def image_grid(x: torch.Tensor, ncol: int | None = None) -> np.ndarray:
+    """(N, C, H, W) or (N, H, W) in [0, 1] -> one (rows*H, cols*W[, C]) array with 1-pixel gaps."""
+    x = x.detach().float().cpu().clamp(0, 1)
+    if x.dim() == 3:
+        x = x[:, None]
+    n, c, h, w = x.shape
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    grid = torch.ones(c, nrow * (h + 1) + 1, ncol * (w + 1) + 1)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        grid[:, 1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = x[i]
+    return grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
+
+
+def save_samples(x: torch.Tensor, path: str | Path, means: torch.Tensor | None = None, title: str = "") -> bool:
+    """Save samples as an image grid (image-shaped data) or a scatter plot (2-D data). False if neither."""
+    x = x.detach().float().cpu()
+    fig = None
+    if x.dim() == 4 or (x.dim() == 3 and x.shape[-1] > 2):
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.imshow(image_grid(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.axis("off")
+    elif x.dim() == 2 and x.shape[1] == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5)
+        if means is not None:
+            ax.scatter(means[:, 0].cpu(), means[:, 1].cpu(), s=20, c="red", marker="x")
+        ax.set_aspect("equal")
+    if fig is None:
+        return False
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def save_curves(rows: list[dict], path: str | Path, title: str = "") -> None:
+    """Loss curves from metrics.csv rows (one line per column)."""
+    keys = [k for k in rows[0] if k != "step"] if rows else []
+    fig, ax = plt.subplots(figsize=(5, 3))
+    steps = [float(r["step"]) for r in rows]
+    for k in keys:
+        ax.plot(steps, [float(r[k]) if r[k] != "" else np.nan for r in rows], label=k, lw=1)
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""The model-agnostic alternating-update trainer, its config and its checkpoints."""
