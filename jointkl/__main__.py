@@ -1,0 +1,5 @@
+import sys
+
+from jointkl.cli import main
+
+sys.exit(main())

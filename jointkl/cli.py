@@ -1,0 +1,137 @@
+"""The `jointkl` command: train, sample, eval, reproduce, list. Errors are one line and a non-zero exit."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = "Options key=value go to the model's config or the trainer's (see `jointkl list models`)."
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jointkl", description="Deep generative models as one joint KL.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model", epilog=EPILOG)
+    t.add_argument("model", help="a registered model (jointkl list models)")
+    t.add_argument("--data", default="grid25", help="a registered dataset or a .npy/.npz file (default grid25)")
+    t.add_argument("--steps", type=int, help="outer training steps")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--out", help="run directory (default runs/MODEL-DATA-seedS)")
+    t.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("options", nargs="*", metavar="key=value", help="e.g. latent_dim=8 lr=1e-3 reg=5")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", required=True, help="FILE.npy (array [N, *data_shape]) or FILE.png (grid/scatter)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    e = sub.add_parser("eval", help="evaluate a run on its test split")
+    e.add_argument("run")
+    e.add_argument("--metrics", help="comma-separated subset of: elbo,iwae,modes,recon (default: all that apply)")
+    e.add_argument("--k", type=int, default=100, help="importance samples for iwae (default 100)")
+    e.add_argument("--n", type=int, default=2500, help="samples for sample-based metrics (default 2500)")
+    e.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("reproduce", help="run the papers' tables and write report.md/report.html")
+    r.add_argument("tables", nargs="*", help="table ids (default: all; see jointkl list tables)")
+    r.add_argument("--quick", action="store_true", help="CPU-scale settings (the default)")
+    r.add_argument("--seeds", type=int, help="seeds per entry (default: each entry's own)")
+    r.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
+
+    lst = sub.add_parser("list", help="list models, data or tables")
+    lst.add_argument("what", choices=["models", "data", "tables"])
+    return p
+
+
+def _train(a) -> None:
+    from jointkl.api import train
+    from jointkl.training.config import parse_overrides
+    model = train(a.model, data=a.data, steps=a.steps, seed=a.seed, out=a.out, force=a.force, resume=a.resume,
+                  **parse_overrides(a.options))
+    print(f"trained {model.name}; run in {model.run_dir}")
+
+
+def _sample(a) -> None:
+    import numpy as np
+    import torch
+    from jointkl.api import load
+    from jointkl.errors import JointKLError
+    from jointkl.plots import save_samples
+    out = Path(a.out)
+    if out.suffix not in (".npy", ".png"):
+        raise JointKLError(f"--out must end in .npy or .png; got {out.name}")
+    if out.exists() and not a.force:
+        raise JointKLError(f"{out} exists; pass --force to overwrite it")
+    if a.n < 1:
+        raise JointKLError(f"--n must be at least 1; got {a.n}")
+    model = load(a.run)
+    torch.manual_seed(a.seed)
+    x = model.sample(a.n).cpu()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, x.numpy())
+    elif not save_samples(x, out, title=f"{model.name} samples"):
+        raise JointKLError(f"samples of shape {tuple(x.shape[1:])} cannot be drawn as a picture; use a .npy file")
+    print(f"wrote {a.n} samples of shape {tuple(x.shape[1:])} to {out}")
+
+
+def _eval(a) -> None:
+    from jointkl import data
+    from jointkl.api import _read_config, load
+    from jointkl.eval.suite import evaluate
+    model = load(a.run)
+    ds = data.load(_read_config(Path(a.run))["data"])
+    metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
+    res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed)
+    (Path(a.run) / "eval.json").write_text(json.dumps(res, indent=1))
+    for k, v in res.items():
+        print(f"{k:>16s}  {v:.4f}" if isinstance(v, float) else f"{k:>16s}  {v}")
+
+
+def _list(a) -> None:
+    if a.what == "models":
+        from jointkl.objectives import MODELS
+        from jointkl.objectives.registry import summary
+        for name, cls in sorted(MODELS.items()):
+            print(f"{name:12s} {summary(cls)}")
+    elif a.what == "data":
+        from jointkl.data import DESCRIPTIONS
+        for name, desc in sorted(DESCRIPTIONS.items()):
+            print(f"{name:14s} {desc}")
+    else:
+        from jointkl.reproduce import TABLES
+        for name, t in TABLES.items():
+            print(f"{name:16s} {t.title}")
+
+
+def _reproduce(a) -> None:
+    from jointkl.reproduce import run_tables
+    run_tables(a.tables, Path(a.out), seeds=a.seeds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jointkl.errors import JointKLError
+    a = _parser().parse_args(argv)
+    try:
+        {"train": _train, "sample": _sample, "eval": _eval, "list": _list, "reproduce": _reproduce}[a.command](a)
+    except JointKLError as e:
+        print(f"jointkl: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jointkl: interrupted; a training run continues with `jointkl train ... --out RUN --resume`",
+              file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"jointkl: error: {e.strerror or e} ({e.filename or ''}); check the path and permissions",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Divergence estimators: analytic/Monte-Carlo KL, adversarial density ratios, importance weights."""

@@ -1,0 +1,46 @@
+"""Adversarial density-ratio estimation with a logistic (Jensen-Shannon) discriminator.
+
+A discriminator D(x) = sigmoid(logit(x)) trained to tell samples of p_real from samples of p_fake
+(Su 2018 eq. 16; Hu 2018 eq. 1) is optimal at D = p_real / (p_real + p_fake) (Su 2018 eq. 18), so
+its logit is the log density ratio log p_real(x) - log p_fake(x) (AVB, Mescheder 2017, Prop. 1).
+The generator then plays against it (Hu 2018 eq. 2).
+"""
+
+import torch.nn.functional as F
+from torch import Tensor
+
+GENERATOR_LOSSES = ("minimax", "nonsaturating")
+
+
+def discriminator_loss(logit_real: Tensor, logit_fake: Tensor) -> Tensor:
+    """Binary cross-entropy with logits, Su 2018 eq. 16: -E_real log D - E_fake log(1 - D).
+
+    With D = sigmoid(logit): -log D = softplus(-logit) and -log(1 - D) = softplus(logit).
+    Minimised at logit = log p_real(x) / p_fake(x) (Su 2018 eq. 18; AVB Prop. 1). Scalar.
+    """
+    loss_real = F.softplus(-logit_real).mean()  # ()
+    loss_fake = F.softplus(logit_fake).mean()  # ()
+    return loss_real + loss_fake
+
+
+def generator_loss(logit_fake: Tensor, kind: str) -> Tensor:
+    """Generator loss on the discriminator's logits of generated samples (Hu 2018 eqs. 1-2). Scalar.
+
+    "minimax":       E_fake log(1 - D)  = -E softplus(logit)   (the original GAN game, saturates)
+    "nonsaturating": -E_fake log D      =  E softplus(-logit)  (Hu 2018 eq. 2, the label-flipped loss)
+    """
+    if kind == "minimax":
+        return -F.softplus(logit_fake).mean()  # ()
+    if kind == "nonsaturating":
+        return F.softplus(-logit_fake).mean()  # ()
+    raise ValueError(f"unknown generator loss {kind!r}; choose one of {', '.join(GENERATOR_LOSSES)}")
+
+
+def log_ratio(logit: Tensor) -> Tensor:
+    """Log density ratio log p_real(x) - log p_fake(x) read off an optimal discriminator's logit.
+
+    Identity: at the optimum D = p_real / (p_real + p_fake) (Su 2018 eq. 18), so
+    logit = log D - log(1 - D) = log p_real - log p_fake; AVB Prop. 1 uses this as
+    T*(x, z) = log q(z|x) - log p(z). Kept as a named function so call sites say what they mean.
+    """
+    return logit

@@ -1,0 +1,1 @@
+"""Evaluation metrics: mode coverage on 2D mixtures and reconstruction error."""

@@ -1,0 +1,131 @@
+"""Reproductions: one entry per paper table or figure, each holding its protocol, the paper's numbers and
+a function that trains what it needs (cached by config) and returns our numbers beside the paper's.
+
+`run_tables` runs entries, prints each table, and writes report.md / report.html into the output folder.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import yaml
+
+from jointkl.errors import JointKLError
+
+
+@dataclass
+class Row:
+    method: str
+    metric: str
+    ours: list[float]                 # one value per seed
+    paper: float | None = None        # None: the paper has no number for this cell
+    better: str = "higher"            # which direction is better, for the difference column
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.ours))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.ours, ddof=1)) if len(self.ours) > 1 else 0.0
+
+
+@dataclass
+class Result:
+    rows: list[Row]
+    verdict: str                      # reproduced | not reproduced | pending
+    note: str = ""                    # what the verdict compares, in one or two sentences
+    figures: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    protocol: str
+    run: Callable[[Path, int], Result] | None   # (out_dir, seeds) -> Result; None = pending
+    seeds: int = 3
+
+
+TABLES: dict[str, Table] = {}
+
+
+def register(table: Table) -> Table:
+    if table.id in TABLES:
+        raise ValueError(f"table {table.id!r} registered twice")
+    TABLES[table.id] = table
+    return table
+
+
+# ---- running many small trainings in parallel, each on one thread --------------------------------------
+
+def _train_job(args: tuple) -> str:
+    model, data, out, opts = args
+    import torch
+    torch.set_num_threads(1)
+    from jointkl.api import train
+    train(model, data=data, out=out, force=True, **opts)
+    return out
+
+
+def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
+    """A cached run: same model, data and options, trained to its final step."""
+    cfg = out / "config.yaml"
+    if not cfg.exists():
+        return False
+    meta = yaml.safe_load(cfg.read_text())
+    merged = {**meta["train"], **meta["model_config"]}
+    same = meta["model"] == model and meta["data"] == data and all(
+        (list(v) if isinstance(v, tuple) else v) == merged.get(k) for k, v in opts.items())
+    steps = meta["train"]["steps"]
+    return same and (out / "checkpoints" / f"step-{steps:08d}").exists()
+
+
+def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = None) -> None:
+    """Train (model, data, out, options) jobs not already cached, `workers` processes at a time."""
+    todo = [(m, d, str(o), opts) for m, d, o, opts in jobs if not _is_done(Path(o), m, d, opts)]
+    if not todo:
+        return
+    workers = workers or min(len(todo), os.cpu_count() or 1)
+    print(f"  training {len(todo)} run(s) on {workers} process(es)...", flush=True)
+    if workers == 1:
+        for j in todo:
+            _train_job(j)
+        return
+    import multiprocessing as mp
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_train_job, todo))
+
+
+# ---- the command -----------------------------------------------------------------------------------------
+
+def run_tables(ids: list[str], out: Path, seeds: int | None = None) -> dict[str, Result]:
+    from jointkl.report import print_table, write_report
+    ids = ids or list(TABLES)
+    unknown = [i for i in ids if i not in TABLES]
+    if unknown:
+        raise JointKLError(f"unknown table {unknown[0]!r}; choose from: {', '.join(TABLES)}")
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Result] = {}
+    for i in ids:
+        t = TABLES[i]
+        print(f"== {t.id}: {t.title}", flush=True)
+        if t.run is None:
+            results[i] = Result([], "pending", "not built yet")
+        else:
+            start = time.time()
+            results[i] = t.run(out / t.id, seeds or t.seeds)
+            results[i].seconds = time.time() - start
+        print_table(t, results[i], sys.stdout)
+    write_report(TABLES, results, out)
+    print(f"report: {out / 'report.md'} and {out / 'report.html'}")
+    return results
+
+from jointkl.reproduce import entries  # noqa: E402,F401  (registers the tables)

