@@ -1,0 +1,24 @@
+# Two commands on a fresh machine: `make run` (the main job) and `make test` (the test suite).
+# Each creates .venv and installs CPU torch with an explicit pin first, then jointkl.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+.PHONY: install run test bench
+install: $(STAMP)
+
+run: $(STAMP)            ## the main job: quick reproductions on the embedded data, report in runs/reproduce
+	$(VENV)/bin/jointkl reproduce --quick --out runs/reproduce
+
+test: $(STAMP)           ## the test suite
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP)          ## benchmarks (timings; not part of the tests)
+	$(PY) benchmarks/bench_vae_mnist5k.py
