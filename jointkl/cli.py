@@ -97,8 +97,12 @@ def _list(a) -> None:
     if a.what == "models":
         from jointkl.objectives import MODELS
         from jointkl.objectives.registry import summary
+        from dataclasses import fields
+        from jointkl.training.config import TrainConfig
+        opts = lambda cfg: " ".join(f"{f.name}={f.default}" for f in fields(cfg))  # noqa: E731
         for name, cls in sorted(MODELS.items()):
-            print(f"{name:12s} {summary(cls)}")
+            print(f"{name:12s} {summary(cls)}\n{'':12s} options: {opts(cls.Config)}")
+        print(f"\ntrainer options (every model): {opts(TrainConfig)}")
     elif a.what == "data":
         from jointkl.data import DESCRIPTIONS
         for name, desc in sorted(DESCRIPTIONS.items()):
@@ -116,7 +120,14 @@ def _reproduce(a) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from jointkl.errors import JointKLError
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    # argparse gives a nargs="*" positional only the words right after `model`; key=value words after
+    # --data/--steps/... come back as extras and are options too. Anything else is still rejected.
+    a, extra = parser.parse_known_args(argv)
+    if extra:
+        if a.command != "train" or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        a.options = [*a.options, *extra]
     try:
         {"train": _train, "sample": _sample, "eval": _eval, "list": _list, "reproduce": _reproduce}[a.command](a)
     except JointKLError as e:
