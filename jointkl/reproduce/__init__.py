@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -71,6 +71,8 @@ def _train_job(args: tuple) -> str:
     import torch
     torch.set_num_threads(1)
     from jointkl.api import train
+    from jointkl.training import trainer
+    trainer.PROGRESS = False          # one bar over the jobs instead of interleaved bars
     train(model, data=data, out=out, force=True, **opts)
     return out
 
@@ -94,14 +96,21 @@ def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = No
     if not todo:
         return
     workers = workers or min(len(todo), os.cpu_count() or 1)
-    print(f"  training {len(todo)} run(s) on {workers} process(es)...", flush=True)
-    if workers == 1:
-        for j in todo:
-            _train_job(j)
-        return
-    import multiprocessing as mp
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_train_job, todo))
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(todo), desc=f"  {len(todo)} run(s) on {workers} process(es)", unit="run")
+    try:
+        if workers == 1:
+            for j in todo:
+                _train_job(j)
+                bar.update(1)
+            return
+        import multiprocessing as mp
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for f in as_completed([pool.submit(_train_job, j) for j in todo]):
+                f.result()
+                bar.update(1)
+    finally:
+        bar.close()
 
 
 # ---- the command -----------------------------------------------------------------------------------------

@@ -22,12 +22,18 @@ from jointkl.training import checkpoint
 from jointkl.training.config import TrainConfig
 
 
+PROGRESS: bool | None = None   # None: a progress bar when stderr is a terminal; False: never
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise JointKLError(f"device {name!r} asked for but CUDA is not available; use device=cpu or device=auto")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise JointKLError(f"device {name!r} is not a device; use auto, cpu or cuda[:i]") from None
 
 
 class EpochSampler:
@@ -98,6 +104,23 @@ class Trainer:
         x = self.x if full else self.x[self.sampler.next(self.batch).to(self.device)]
         return torch.bernoulli(x) if self.cfg.binarize == "dynamic" else x
 
+    def _loss(self, player: str, x: torch.Tensor):
+        """model.loss; a distribution rejecting NaN/Inf parameters (diverged weights) counts as a non-finite loss."""
+        try:
+            return self.model.loss(player, x)
+        except ValueError:
+            validate = torch.distributions.Distribution._validate_args
+            torch.distributions.Distribution.set_default_validate_args(False)
+            try:
+                loss, _ = self.model.loss(player, x)
+            except Exception:
+                loss = None
+            finally:
+                torch.distributions.Distribution.set_default_validate_args(validate)
+            if loss is not None and not torch.isfinite(loss):
+                raise NonFinite(player, self.step + 1, float(loss.detach())) from None
+            raise
+
     def train_step(self) -> dict[str, torch.Tensor]:
         logs = {}
         for p in self.players:
@@ -107,9 +130,9 @@ class Trainer:
                 if p.closed_form:
                     out = self.model.update(p.name, x)
                 else:
-                    loss, out = self.model.loss(p.name, x)
+                    loss, out = self._loss(p.name, x)
                     if not torch.isfinite(loss):
-                        raise NonFinite(p.name, self.step + 1, float(loss))
+                        raise NonFinite(p.name, self.step + 1, float(loss.detach()))
                     opt = self.opts[p.name]
                     opt.zero_grad(set_to_none=True)
                     loss.backward(inputs=p.params)   # only this player's parameters get gradients
@@ -127,10 +150,12 @@ class Trainer:
             self.restore()
         log = MetricsLog(self.run_dir, self.step)
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{self.model.name}", disable=None, dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=self.model.name, dynamic_ncols=True,
+                   disable=None if PROGRESS is None else not PROGRESS)
         try:
             while self.step < cfg.steps:
-                logs = self.train_step()
+                with torch.enable_grad():     # also when called under no_grad
+                    logs = self.train_step()
                 bar.update(1)
                 last = self.step == cfg.steps
                 if self.step % cfg.log_every == 0 or last:
