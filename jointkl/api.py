@@ -19,6 +19,9 @@ CONFIG = "config.yaml"
 
 
 def _dataset(data) -> datasets.Dataset:
+    if data is None:
+        raise JointKLError("this run was trained on in-memory data, which is not stored with it; "
+                           "pass the same data again (data=... in Python, --data FILE on the command line)")
     if isinstance(data, datasets.Dataset):
         return data
     if isinstance(data, (str, Path)):
@@ -37,7 +40,15 @@ def _prepare_dir(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def train(model: str, data="grid25", steps: int | None = None, seed: int | None = None,
+def _data_ref(data) -> str | None:
+    """What config.yaml records to find the data again: a registered name, an absolute file path, or
+    None for in-memory arrays."""
+    if isinstance(data, (str, Path)):
+        return str(Path(data).resolve()) if str(data).lower().endswith((".npy", ".npz")) else str(data)
+    return None
+
+
+def train(model: str, data=None, steps: int | None = None, seed: int | None = None,
           out: str | Path | None = None, force: bool = False, resume: bool = False, **options) -> Objective:
     """Train `model` on `data` (a registered name, a .npy/.npz path, an array or a Dataset) and return it.
 
@@ -51,18 +62,24 @@ def train(model: str, data="grid25", steps: int | None = None, seed: int | None 
     if resume:
         if out is None:
             raise JointKLError("resume needs the run directory: pass --out RUN (out=...)")
-        return _resume(Path(out), options)
+        return _resume(Path(out), options, data)
+    data = "grid25" if data is None else data
     cls = objectives.get(model)
     tcfg, mcfg = split_options(options, cls.Config, model)
     ds = _dataset(data)
     out = Path(out) if out is not None else Path("runs") / f"{model}-{ds.name}-seed{tcfg.seed}"
+    torch.manual_seed(tcfg.seed)   # network initialization is part of the seeded run
+    try:   # builds and validates model and trainer options before --force deletes anything
+        net = cls(mcfg, ds.shape, ds.kind)
+        trainer = Trainer(net, ds, tcfg, out)
+    except (ValueError, RuntimeError) as e:   # e.g. an unknown loss name, a negative size, a negative lr
+        msg, given = " ".join(str(e).split()), " ".join(f"{k}={v}" for k, v in options.items())
+        raise JointKLError(f"invalid options for model {model} ({given or 'defaults'}): {msg}") from None
     _prepare_dir(out, force)
-    meta = {"model": model, "data": ds.name, "data_shape": list(ds.shape), "data_kind": ds.kind,
+    meta = {"model": model, "data": _data_ref(data), "data_name": ds.name, "data_shape": list(ds.shape), "data_kind": ds.kind,
             "train": to_dict(tcfg), "model_config": to_dict(mcfg)}
     (out / CONFIG).write_text(yaml.safe_dump(meta, sort_keys=False))
-    torch.manual_seed(tcfg.seed)   # network initialization is part of the seeded run
-    net = cls(mcfg, ds.shape, ds.kind)
-    trained = Trainer(net, ds, tcfg, out).fit()
+    trained = trainer.fit()
     trained.run_dir = out
     return trained
 
@@ -73,8 +90,13 @@ def _read_config(run: Path) -> dict:
         raise JointKLError(f"no run at {run}: {CONFIG} is missing; train one with `jointkl train MODEL --out {run}`")
     try:
         meta = yaml.safe_load(path.read_text())
-        meta["model"], meta["train"], meta["model_config"]  # noqa: B018  (fail early on a truncated file)
-    except (yaml.YAMLError, TypeError, KeyError):
+    except (yaml.YAMLError, UnicodeDecodeError):
+        meta = None
+    # fail early on a truncated or hand-mangled file: every field `_build` reads, with its type
+    ok = (isinstance(meta, dict) and isinstance(meta.get("model"), str) and isinstance(meta.get("data"), (str, type(None)))
+          and isinstance(meta.get("data_shape"), list) and isinstance(meta.get("data_kind"), str)
+          and isinstance(meta.get("train"), dict) and isinstance(meta.get("model_config"), dict))
+    if not ok:
         raise JointKLError(f"{path} is corrupt; retrain the run with --force")
     return meta
 
@@ -85,7 +107,7 @@ def _build(meta: dict) -> tuple[Objective, TrainConfig]:
     return net, from_dict(TrainConfig, meta["train"])
 
 
-def _resume(out: Path, options: dict) -> Objective:
+def _resume(out: Path, options: dict, data=None) -> Objective:
     meta = _read_config(out)
     unknown = set(options) - {"steps"}
     if unknown:
@@ -94,7 +116,7 @@ def _resume(out: Path, options: dict) -> Objective:
         meta["train"]["steps"] = int(options["steps"])
         (out / CONFIG).write_text(yaml.safe_dump(meta, sort_keys=False))
     net, tcfg = _build(meta)
-    ds = _dataset(meta["data"])
+    ds = _dataset(meta["data"] if data is None else data)
     trained = Trainer(net, ds, tcfg, out).fit(resume=True)
     trained.run_dir = out
     return trained
@@ -105,7 +127,11 @@ def load(run: str | Path, device: str = "auto") -> Objective:
     run = Path(run)
     meta = _read_config(run)
     net, _ = _build(meta)
-    _, weights, _ = checkpoint.load_latest(run / "checkpoints", with_state=False)
-    net.load_state_dict(weights)
+    path, weights, _ = checkpoint.load_latest(run / "checkpoints", with_state=False)
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError:
+        raise JointKLError(f"checkpoint {path} does not fit the model described in {run / CONFIG} "
+                           "(was the config edited?); retrain the run with --force") from None
     net.run_dir = run
     return net.to(resolve_device(device)).eval()

@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model", epilog=EPILOG)
     t.add_argument("model", help="a registered model (jointkl list models)")
-    t.add_argument("--data", default="grid25", help="a registered dataset or a .npy/.npz file (default grid25)")
+    t.add_argument("--data", help="a registered dataset or a .npy/.npz file (default grid25; "
+                   "with --resume, the run's own data)")
     t.add_argument("--steps", type=int, help="outer training steps")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="run directory (default runs/MODEL-DATA-seedS)")
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=100, help="importance samples for iwae (default 100)")
     e.add_argument("--n", type=int, default=2500, help="samples for sample-based metrics (default 2500)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data", help="evaluate on this data's test split (default: the run's own data)")
 
     r = sub.add_parser("reproduce", help="run the papers' tables and write report.md/report.html")
     r.add_argument("tables", nargs="*", help="table ids (default: all; see jointkl list tables)")
@@ -51,8 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 def _train(a) -> None:
     from jointkl.api import train
     from jointkl.training.config import parse_overrides
-    model = train(a.model, data=a.data, steps=a.steps, seed=a.seed, out=a.out, force=a.force, resume=a.resume,
-                  **parse_overrides(a.options))
+    options = parse_overrides(a.options)
+    options.update({k: getattr(a, k) for k in ("steps", "seed") if getattr(a, k) is not None})  # flags win
+    model = train(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
     print(f"trained {model.name}; run in {model.run_dir}")
 
 
@@ -81,11 +84,10 @@ def _sample(a) -> None:
 
 
 def _eval(a) -> None:
-    from jointkl import data
-    from jointkl.api import _read_config, load
+    from jointkl.api import _dataset, _read_config, load
     from jointkl.eval.suite import evaluate
     model = load(a.run)
-    ds = data.load(_read_config(Path(a.run))["data"])
+    ds = _dataset(a.data or _read_config(Path(a.run))["data"])
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed)
     (Path(a.run) / "eval.json").write_text(json.dumps(res, indent=1))

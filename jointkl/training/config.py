@@ -27,6 +27,14 @@ class TrainConfig:
     device: str = "auto"            # auto (CUDA if present) | cpu | cuda[:i]
     threads: int = 0                # torch.set_num_threads; 0 leaves torch's default
 
+    def __post_init__(self):
+        least = {"steps": 1, "batch_size": 1, "log_every": 1, "sample_every": 0, "ckpt_every": 1, "keep_ckpts": 1,
+                 "threads": 0}
+        for key, low in least.items():
+            value = getattr(self, key)
+            if isinstance(value, int) and value < low:
+                raise JointKLError(f"option {key}={value} is out of range; it must be at least {low}")
+
 
 def _coerce(value, tp, key: str):
     """Convert a parsed YAML scalar to the field's annotated type, or explain what was expected."""

@@ -170,7 +170,7 @@ class Trainer:
             good = checkpoint.list_checkpoints(self.run_dir / "checkpoints")
             where = f"the last good checkpoint is {good[0]}" if good else "no checkpoint was written yet"
             raise JointKLError(f"non-finite loss ({e.value}) for player '{e.player}' at step {e.step}; {where}. "
-                               "Lower the learning rate, or resume with --resume after changing it") from None
+                               "lower the learning rate and retrain with --force") from None
         finally:
             bar.close()
             log.close()

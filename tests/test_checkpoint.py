@@ -1,0 +1,168 @@
+"""Checkpoints: exact round trip, checksums that catch one flipped byte, and fallback to the newest good one."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import jointkl as jk
+from jointkl.errors import JointKLError
+from jointkl.training import checkpoint
+
+
+def weights(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"enc.weight": torch.randn(4, 3, generator=g), "enc.bias": torch.randn(4, generator=g),
+            "steps_seen": torch.tensor(seed, dtype=torch.int64)}
+
+
+def state(step: int) -> dict:
+    gen = torch.Generator().manual_seed(step)
+    return {"step": step, "optimizers": {"vae": {"lr": 1e-3, "exp_avg": torch.full((2, 2), float(step))}},
+            "sampler": {"gen": gen.get_state(), "perm": torch.randperm(10, generator=gen), "pos": 3},
+            "rng_cpu": torch.get_rng_state(), "rng_cuda": []}
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def save_steps(ckpt_dir: Path, steps, keep: int = 10) -> dict[int, Path]:
+    return {s: checkpoint.save(ckpt_dir, s, weights(s), state(s), keep=keep) for s in steps}
+
+
+def test_round_trip_is_exact(tmp_path):
+    path = checkpoint.save(tmp_path, 7, weights(7), state(7))
+    assert path == tmp_path / "step-00000007"
+    assert {p.name for p in path.iterdir()} == {"model.safetensors", "state.pt", "manifest.json"}
+    assert checkpoint.verify(path) is None
+    got_path, w, s = checkpoint.load_latest(tmp_path)
+    assert got_path == path
+    ref_w, ref_s = weights(7), state(7)
+    assert w.keys() == ref_w.keys()
+    for k in ref_w:
+        assert w[k].dtype == ref_w[k].dtype and torch.equal(w[k], ref_w[k])
+    assert s["step"] == 7 and s["sampler"]["pos"] == 3 and s["optimizers"]["vae"]["lr"] == 1e-3
+    assert torch.equal(s["optimizers"]["vae"]["exp_avg"], ref_s["optimizers"]["vae"]["exp_avg"])
+    assert torch.equal(s["sampler"]["perm"], ref_s["sampler"]["perm"])
+    assert torch.equal(s["sampler"]["gen"], ref_s["sampler"]["gen"])
+    assert torch.equal(s["rng_cpu"], ref_s["rng_cpu"])
+    assert checkpoint.load_latest(tmp_path, with_state=False)[2] is None
+
+
+def test_saving_a_step_again_replaces_it(tmp_path):
+    checkpoint.save(tmp_path, 3, weights(1), state(3))
+    checkpoint.save(tmp_path, 3, weights(2), state(3))
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["step-00000003"]
+    assert torch.equal(checkpoint.load_latest(tmp_path)[1]["enc.weight"], weights(2)["enc.weight"])
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "state.pt"])
+def test_verify_catches_one_flipped_byte(tmp_path, name):
+    path = checkpoint.save(tmp_path, 1, weights(1), state(1))
+    flip_byte(path / name)
+    problem = checkpoint.verify(path)
+    assert problem is not None and name in problem
+
+
+@pytest.mark.parametrize("damage", ["delete manifest", "garble manifest", "delete weights", "truncate state"])
+def test_verify_catches_missing_or_broken_files(tmp_path, damage):
+    path = checkpoint.save(tmp_path, 1, weights(1), state(1))
+    if damage == "delete manifest":
+        (path / "manifest.json").unlink()
+    elif damage == "garble manifest":
+        (path / "manifest.json").write_text('{"step": 1, "sha2')
+    elif damage == "delete weights":
+        (path / "model.safetensors").unlink()
+    else:
+        (path / "state.pt").write_bytes((path / "state.pt").read_bytes()[:50])
+    assert checkpoint.verify(path) is not None
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "state.pt"])
+def test_load_latest_skips_a_corrupt_newest(tmp_path, capsys, name):
+    paths = save_steps(tmp_path, [1, 2, 3])
+    flip_byte(paths[3] / name)
+    path, w, s = checkpoint.load_latest(tmp_path)
+    assert path == paths[2] and s["step"] == 2
+    assert torch.equal(w["enc.weight"], weights(2)["enc.weight"])
+    err = capsys.readouterr().err
+    assert "skipping corrupt checkpoint" in err and "step-00000003" in err and name in err
+    assert paths[3].exists()                 # reported and skipped, never deleted
+
+
+def test_all_corrupt_is_an_error(tmp_path, capsys):
+    paths = save_steps(tmp_path, [1, 2])
+    for p in paths.values():
+        flip_byte(p / "model.safetensors")
+    with pytest.raises(JointKLError, match="every checkpoint"):
+        checkpoint.load_latest(tmp_path)
+    assert capsys.readouterr().err.count("skipping corrupt checkpoint") == 2
+
+
+@pytest.mark.parametrize("make", [lambda d: None, lambda d: d.mkdir()])
+def test_no_checkpoint_is_an_error(tmp_path, make):
+    d = tmp_path / "checkpoints"
+    make(d)
+    assert checkpoint.list_checkpoints(d) == []
+    with pytest.raises(JointKLError, match="no checkpoint"):
+        checkpoint.load_latest(d)
+
+
+def test_keep_prunes_older_checkpoints(tmp_path):
+    save_steps(tmp_path, [1, 2, 3, 4, 5], keep=2)
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["step-00000005", "step-00000004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004", "step-00000005"]   # no leftovers
+
+
+def test_stale_temporary_folder_is_ignored(tmp_path):
+    paths = save_steps(tmp_path, [1, 2])
+    stale = tmp_path / ".tmp-step-00000003-99999"       # a crash mid-write leaves this behind
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half a file")
+    (tmp_path / "step-00000009").write_text("a file, not a checkpoint folder")
+    assert checkpoint.list_checkpoints(tmp_path) == [paths[2], paths[1]]
+    assert checkpoint.load_latest(tmp_path)[0] == paths[2]
+    checkpoint.save(tmp_path, 3, weights(3), state(3))   # the same step written again replaces nothing stale
+    assert checkpoint.load_latest(tmp_path)[0] == tmp_path / "step-00000003"
+
+
+def test_checkpoint_steps_sort_numerically(tmp_path):
+    save_steps(tmp_path, [9, 10, 100, 99])
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == [
+        "step-00000100", "step-00000099", "step-00000010", "step-00000009"]
+
+
+# --- through a real run -------------------------------------------------------------------------------
+
+def test_load_falls_back_when_the_newest_checkpoint_is_corrupt(trained_run, capsys):
+    ckpts = trained_run / "checkpoints"
+    newest, older = ckpts / "step-00000020", ckpts / "step-00000010"
+    flip_byte(newest / "model.safetensors")
+    capsys.readouterr()
+    model = jk.load(trained_run, device="cpu")
+    err = capsys.readouterr().err
+    assert "skipping corrupt checkpoint" in err and "step-00000020" in err
+    expected = load_file(older / "model.safetensors")
+    got = model.state_dict()
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_resume_continues_from_the_newest_good_checkpoint(trained_run, cli):
+    newest = trained_run / "checkpoints" / "step-00000020"
+    uninterrupted = load_file(newest / "model.safetensors")
+    flip_byte(newest / "state.pt")
+    code, _, err = cli("train", "vae", "--out", trained_run, "--resume")
+    assert code == 0, err
+    assert "skipping corrupt checkpoint" in err
+    assert checkpoint.verify(newest) is None                        # rewritten, good again
+    resumed = load_file(newest / "model.safetensors")              # steps 11-20 replayed from step 10 ...
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)   # ... bit for bit on CPU
+    with open(trained_run / "metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [5, 10, 15, 20]

@@ -1,0 +1,325 @@
+"""The `jointkl` command as a user meets it: what a run writes, and one-line errors that lose nothing."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import jointkl as jk
+from jointkl.errors import JointKLError
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root with its bytes, to prove a refused command changed nothing."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- train -------------------------------------------------------------------------------------------
+
+def test_train_writes_a_complete_run(cli, tmp_path, tiny_argv):
+    out = tmp_path / "run"
+    code, stdout, err = cli("train", "vae", "--data", "binary2x2", "--steps", "20", "--out", out, *tiny_argv)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert str(out) in stdout
+    assert (out / "config.yaml").is_file()
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
+    assert {"vae/loss", "vae/rec", "vae/kl"} <= set(rows[0])
+    assert all(np.isfinite(float(r["vae/loss"])) for r in rows)
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    pngs = list((out / "samples").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    ckpts = sorted((out / "checkpoints").glob("step-*"))
+    assert [p.name for p in ckpts] == ["step-00000010", "step-00000020"]
+    for c in ckpts:
+        assert {p.name for p in c.iterdir()} == {"model.safetensors", "state.pt", "manifest.json"}
+
+
+def test_options_before_and_after_flags_are_all_applied(cli, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = cli("train", "vae", "latent_dim=3", "--data", "binary2x2", "--steps", "3", "--out", out,
+                       "hidden=8", "layers=1", "device=cpu")
+    assert code == 0, err
+    model = jk.load(out, device="cpu")
+    assert model.latent_dim == 3 and model.cfg.hidden == 8
+
+
+# --- sample ------------------------------------------------------------------------------------------
+
+def test_sample_npy_has_data_shape(cli, trained_run, tmp_path):
+    f = tmp_path / "s.npy"
+    code, _, err = cli("sample", trained_run, "--n", "7", "--out", f)
+    assert code == 0, err
+    x = np.load(f)
+    assert x.shape == (7, 1, 2, 2)
+    assert set(np.unique(x)) <= {0.0, 1.0}
+
+
+def test_sample_png(cli, trained_run, tmp_path):
+    f = tmp_path / "s.png"
+    code, _, err = cli("sample", trained_run, "--n", "16", "--out", f)
+    assert code == 0, err
+    assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_refuses_to_overwrite_without_force(cli, trained_run, tmp_path):
+    f = tmp_path / "s.npy"
+    f.write_bytes(b"precious")
+    cli.error("sample", trained_run, "--n", "7", "--out", f)
+    assert f.read_bytes() == b"precious"
+    code, _, err = cli("sample", trained_run, "--n", "7", "--out", f, "--force")
+    assert code == 0, err
+    assert np.load(f).shape == (7, 1, 2, 2)
+
+
+def test_sample_refuses_unknown_suffix(cli, trained_run, tmp_path):
+    f = tmp_path / "s.txt"
+    line = cli.error("sample", trained_run, "--out", f)
+    assert ".npy" in line and not f.exists()
+
+
+# --- eval --------------------------------------------------------------------------------------------
+
+def test_eval_prints_and_writes_metrics(cli, trained_run):
+    code, stdout, err = cli("eval", trained_run, "--k", "5", "--n", "50")
+    assert code == 0, err
+    res = json.loads((trained_run / "eval.json").read_text())
+    for key in ("elbo", "iwae_k5", "recon_mse"):
+        assert np.isfinite(res[key])
+        assert re.search(rf"{key}\s+-?\d+\.\d+", stdout), stdout
+    assert "modes" not in res            # binary2x2 has no mixture means: skipped when not asked for
+
+
+@pytest.mark.parametrize("metrics, words", [("modes", "means"), ("bogus", "bogus"), ("elbo,bogus", "bogus")])
+def test_eval_bad_metric_is_one_line(cli, trained_run, metrics, words):
+    line = cli.error("eval", trained_run, "--metrics", metrics, "--k", "2", "--n", "10")
+    assert words in line
+    assert not (trained_run / "eval.json").exists()
+
+
+# --- list --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("what, names", [("models", ["vae", "gan", "em"]),
+                                         ("data", ["grid25", "ring8", "binary2x2", "digits", "mnist5k"]),
+                                         ("tables", ["su-fig1"])])
+def test_list(cli, what, names):
+    code, stdout, err = cli("list", what)
+    assert code == 0 and not err
+    listed = {line.split()[0] for line in stdout.splitlines() if line.strip()}
+    assert set(names) <= listed
+
+
+def test_console_entry_runs_as_a_module():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "jointkl", "list", "models"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert {"vae", "gan", "em"} <= {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+
+
+# --- bad input: exit 2, one line, nothing created or lost -----------------------------------------------
+
+def _npy(tmp_path: Path, name: str, arr=None, raw: bytes | None = None) -> Path:
+    p = tmp_path / name
+    if raw is not None:
+        p.write_bytes(raw)
+    elif arr is not None:
+        np.save(p, arr)
+    return p
+
+
+def _truncated_npy(tmp_path: Path) -> Path:
+    p = _npy(tmp_path, "full.npy", np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32))
+    q = tmp_path / "truncated.npy"
+    q.write_bytes(p.read_bytes()[:300])
+    return q
+
+
+BAD_TRAIN = {
+    "unknown model": (lambda t: ["train", "vea", "--data", "binary2x2"], "vea"),
+    "unknown data": (lambda t: ["train", "vae", "--data", "grid52"], "grid52"),
+    "option without =": (lambda t: ["train", "vae", "--data", "binary2x2", "latent_dim"], "latent_dim"),
+    "option without key": (lambda t: ["train", "vae", "--data", "binary2x2", "=3"], "=3"),
+    "unparsable value": (lambda t: ["train", "vae", "--data", "binary2x2", "lr=["], "lr=["),
+    "unknown option": (lambda t: ["train", "vae", "--data", "binary2x2", "latnt_dim=3"], "latnt_dim"),
+    "wrong option type": (lambda t: ["train", "vae", "--data", "binary2x2", "latent_dim=abc"], "latent_dim"),
+    "wrong type of tuple": (lambda t: ["train", "gan", "--data", "binary2x2", "betas=0.5"], "betas"),
+    "data with NaN": (lambda t: ["train", "vae", "--data",
+                                 _npy(t, "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]))], "NaN"),
+    "data 1-D": (lambda t: ["train", "vae", "--data", _npy(t, "flat.npy", np.arange(10.0))], "shape"),
+    "data missing": (lambda t: ["train", "vae", "--data", t / "nope.npy"], "not found"),
+    "data not npy": (lambda t: ["train", "vae", "--data", _npy(t, "junk.npy", raw=b"hello world" * 10)], "junk"),
+    "data truncated": (lambda t: ["train", "vae", "--data", _truncated_npy(t)], "truncated"),
+    "resume without run": (lambda t: ["train", "vae", "--data", "binary2x2", "--resume"], "no run"),
+}
+
+
+BAD_VALUES = [("vae", "binarize=sometimes"), ("vae", "device=nonsense"), ("gan", "loss=bogus"),
+              ("vae", "decoder=bogus"), ("vae", "latent_dim=-1"), ("vae", "lr=-1"), ("vae", "batch_size=0"),
+              ("vae", "keep_ckpts=0"), ("vae", "ckpt_every=0"), ("vae", "log_every=0"), ("vae", "steps=0")]
+
+
+@pytest.mark.parametrize("model, option", BAD_VALUES)
+def test_bad_option_value_is_one_line_and_creates_nothing(cli, tmp_path, model, option):
+    out = tmp_path / "out"
+    line = cli.error("train", model, "--data", "binary2x2", "--out", out, "hidden=8", "device=cpu", option)
+    assert option.split("=")[1] in line, line
+    assert not out.exists()
+
+
+def test_steps_and_seed_flags_override_options(cli, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = cli("train", "vae", "--data", "binary2x2", "--out", out, "--steps", "2", "steps=7", "seed=3",
+                       "hidden=8", "layers=1", "device=cpu")
+    assert code == 0, err
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000002"]
+    assert "seed: 3" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN))
+def test_bad_train_input_is_one_line_and_creates_nothing(cli, tmp_path, case):
+    make_argv, words = BAD_TRAIN[case]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    out = tmp_path / "out"
+    line = cli.error(*make_argv(data_dir), "--out", out, "--steps", "3")
+    assert words in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["sample", "eval"])
+def test_sample_and_eval_on_a_missing_run(cli, tmp_path, command):
+    extra = ["--out", tmp_path / "s.npy"] if command == "sample" else []
+    line = cli.error(command, tmp_path / "nothing-here", *extra)
+    assert "config.yaml" in line
+    assert not (tmp_path / "nothing-here").exists() and not (tmp_path / "s.npy").exists()
+
+
+CORRUPT = {"empty": "", "garbage": "{{{ not: yaml: [", "a string": "hello\n", "a list": "- 1\n- 2\n",
+           "binary": "\x00\x01\x02", "no model_config": "model: vae\ndata: binary2x2\ntrain: {}\n"}
+
+
+@pytest.mark.parametrize("command", ["sample", "eval"])
+def test_sample_and_eval_on_a_corrupt_config(cli, trained_run, tmp_path, command):
+    cfg = trained_run / "config.yaml"
+    extra = ["--out", tmp_path / "s.npy"] if command == "sample" else ["--k", "2", "--n", "10"]
+    for what, text in CORRUPT.items():
+        cfg.write_text(text)
+        code, _, err = cli(command, trained_run, *extra)
+        assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (what, err)
+        assert err.startswith("jointkl: error: ") and "corrupt" in err, (what, err)
+        assert not (tmp_path / "s.npy").exists(), what
+
+
+def test_truncated_config_never_crashes(cli, trained_run, tmp_path):
+    """Cut config.yaml after every line: each cut is either a one-line error or, where only fields that do not
+    shape the network were lost (their defaults apply), a working load."""
+    cfg = trained_run / "config.yaml"
+    lines = cfg.read_text().splitlines(keepends=True)
+    errors = 0
+    for i in range(len(lines)):
+        cfg.write_text("".join(lines[:i]))
+        out = tmp_path / f"s{i}.npy"
+        code, _, err = cli("sample", trained_run, "--n", "3", "--out", out)
+        assert "Traceback" not in err, (i, err)
+        if code == 0:
+            assert np.load(out).shape == (3, 1, 2, 2)
+        else:
+            assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("jointkl: error: "), (i, err)
+            assert not out.exists()
+            errors += 1
+    assert errors >= len(lines) - 3        # only the last few lines (model_config's non-shape fields) may go
+
+
+def test_existing_run_is_refused_and_untouched(cli, trained_run, tiny_argv):
+    before = snapshot(trained_run)
+    line = cli.error("train", "vae", "--data", "binary2x2", "--steps", "5", "--out", trained_run, *tiny_argv)
+    assert "--force" in line
+    assert snapshot(trained_run) == before
+
+
+def test_force_with_a_bad_option_keeps_the_existing_run(cli, trained_run):
+    """A --force run that fails validation must fail before deleting the old run."""
+    before = snapshot(trained_run)
+    for model, bad in BAD_VALUES:
+        line = cli.error("train", model, "--data", "binary2x2", "--out", trained_run, "--force", "hidden=8", bad)
+        assert bad.split("=")[1] in line, line
+        assert snapshot(trained_run) == before, bad
+
+
+def test_force_refuses_a_directory_that_is_not_a_run(cli, tmp_path, tiny_argv):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    line = cli.error("train", "vae", "--data", "binary2x2", "--steps", "3", "--out", out, "--force", *tiny_argv)
+    assert "not a jointkl run" in line
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_force_replaces_a_run(cli, trained_run, tiny_argv):
+    code, _, err = cli("train", "vae", "--data", "binary2x2", "--steps", "3", "--out", trained_run, "--force",
+                       *tiny_argv)
+    assert code == 0, err
+    assert [p.name for p in (trained_run / "checkpoints").iterdir()] == ["step-00000003"]
+
+
+def test_encode_rejects_wrong_shape(trained_run):
+    model = jk.load(trained_run, device="cpu")
+    with pytest.raises(JointKLError, match="shape"):
+        model.encode(torch.zeros(3, 5))
+    assert model.encode(torch.zeros(3, 1, 2, 2)).shape == (3, 2)
+
+
+# --- the NaN guard -------------------------------------------------------------------------------------
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(cli, tmp_path):
+    out = tmp_path / "run"
+    # lr=1e30: the first Adam step moves every weight by ~1e30, the next forward pass overflows to NaN
+    line = cli.error("train", "vae", "--data", "binary2x2", "--steps", "50", "--out", out,
+                     "hidden=16", "layers=1", "latent_dim=2", "batch_size=32", "log_every=1", "ckpt_every=1",
+                     "device=cpu", "lr=1e30")
+    assert "non-finite" in line and "'vae'" in line
+    m = re.search(r"at step (\d+)", line)
+    assert m, line
+    bad_step = int(m.group(1))
+    good = re.search(r"last good checkpoint is (\S+?)\.? ", line)
+    assert good, line
+    good_dir = Path(good.group(1))
+    assert good_dir.parent == out / "checkpoints" and good_dir.is_dir()
+    assert int(good_dir.name.split("-")[1]) < bad_step
+    model = jk.load(out, device="cpu")
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_run_on_npy_file_can_be_evaluated_and_resumed(tmp_path, cli, monkeypatch):
+    """config.yaml records the file's absolute path, so eval and --resume find the data again."""
+    import numpy as np
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype("float32")
+    np.save(tmp_path / "pts.npy", x)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "vae", "--data", "pts.npy", "--steps", "10", "--out", "r", "hidden=8", "layers=1")
+    assert code == 0, err
+    monkeypatch.chdir("/")
+    assert cli("eval", tmp_path / "r", "--metrics", "elbo")[0] == 0
+    assert cli("train", "vae", "--out", tmp_path / "r", "--resume", "--steps", "20")[0] == 0
+
+
+def test_in_memory_run_resume_asks_for_the_data(tmp_path):
+    import jointkl as jk
+    x = torch.randn(100, 2)
+    jk.train("vae", data=x, steps=5, out=tmp_path / "r", hidden=8, layers=1)
+    with pytest.raises(jk.JointKLError, match="pass the same data again"):
+        jk.train("vae", out=tmp_path / "r", resume=True, steps=10)
+    model = jk.train("vae", data=x, out=tmp_path / "r", resume=True, steps=10)
+    assert model is not None
