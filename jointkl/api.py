@@ -122,12 +122,12 @@ def _resume(out: Path, options: dict, data=None) -> Objective:
     return trained
 
 
-def load(run: str | Path, device: str = "auto") -> Objective:
-    """The model of a run at its newest checkpoint that passes its checksums, in eval mode."""
+def load(run: str | Path, device: str = "auto", step: int | None = None) -> Objective:
+    """The model of a run at its newest checkpoint that passes its checksums (or at `step`), in eval mode."""
     run = Path(run)
     meta = _read_config(run)
     net, _ = _build(meta)
-    path, weights, _ = checkpoint.load_latest(run / "checkpoints", with_state=False)
+    path, weights, _ = checkpoint.load_latest(run / "checkpoints", with_state=False, step=step)
     try:
         net.load_state_dict(weights)
     except RuntimeError:

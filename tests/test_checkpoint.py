@@ -166,3 +166,12 @@ def test_resume_continues_from_the_newest_good_checkpoint(trained_run, cli):
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)   # ... bit for bit on CPU
     with open(trained_run / "metrics.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [5, 10, 15, 20]
+
+
+def test_load_at_a_given_step(tmp_path):
+    import jointkl as jk
+    jk.train("vae", data="binary2x2", steps=20, ckpt_every=10, out=tmp_path / "r", hidden=8, layers=1)
+    early, late = jk.load(tmp_path / "r", step=10), jk.load(tmp_path / "r")
+    assert not all(torch.equal(a, b) for a, b in zip(early.state_dict().values(), late.state_dict().values()))
+    with pytest.raises(JointKLError, match="no checkpoint at step 15"):
+        jk.load(tmp_path / "r", step=15)

@@ -1,5 +1,5 @@
 """One paper model per file; importing this package registers them all."""
-from jointkl.objectives import em, gan, vae  # noqa: F401
+from jointkl.objectives import aae, ali, avb, dali, em, gan, vae  # noqa: F401
 from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import MODELS, get, register
 

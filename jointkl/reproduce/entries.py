@@ -14,7 +14,7 @@ from jointkl.plots import save_samples
 from jointkl.reproduce import Result, Row, Table, register, train_many
 
 GRID_GAN = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
-                log_every=250, ckpt_every=5000)
+                log_every=250, ckpt_every=500, keep_ckpts=1000)   # every checkpoint kept: stability curve
 SU_VARIANTS = {                                  # label -> GAN options (Su eq. 20 / eq. 26)
     "GAN (1 G step)": dict(g_steps=1, reg=0.0),
     "GAN (2 G steps)": dict(g_steps=2, reg=0.0),
@@ -27,26 +27,49 @@ def _su_fig1(out: Path, seeds: int, steps: int = 5000) -> Result:
             for i, v in enumerate(SU_VARIANTS.values()) for s in range(seeds)]
     train_many(jobs)
     ds = data.load("grid25")
-    rows, figs = [], []
+    checks = list(range(GRID_GAN["ckpt_every"], steps + 1, GRID_GAN["ckpt_every"]))
+    rows, figs, curves = [], [], {}
     for i, label in enumerate(SU_VARIANTS):
-        stats = []
+        final, worst = [], []
+        curve = torch.zeros(seeds, len(checks))                           # modes at each checkpoint
         for s in range(seeds):
-            model = load(out / f"{i}-seed{s}", device="cpu")
-            torch.manual_seed(1000 + s)
-            x = model.sample(2500)                                        # VEEGAN protocol: 2,500 samples
-            stats.append(mode_stats(x, ds.meta["means"], ds.meta["std"]))
+            for j, step in enumerate(checks):
+                model = load(out / f"{i}-seed{s}", device="cpu", step=step)
+                torch.manual_seed(1000 + s)
+                x = model.sample(2500)                                    # VEEGAN protocol: 2,500 samples
+                st = mode_stats(x, ds.meta["means"], ds.meta["std"])
+                curve[s, j] = st["modes"]
+            final.append(st)
+            worst.append(float(curve[s, len(checks) // 2:].min()))
             if s == 0:
                 fig = out / f"samples-{i}.png"
                 save_samples(x, fig, ds.meta["means"], f"{label}, seed 0")
                 figs.append(fig)
-        rows += [Row(label, "modes (of 25)", [st["modes"] for st in stats]),
-                 Row(label, "% high quality", [st["high_quality"] for st in stats])]
-    ctrl, reg = rows[2], rows[4]                 # modes: 2 G steps without / with the regularizer
+        curves[label] = curve
+        rows += [Row(label, "modes (of 25)", [st["modes"] for st in final]),
+                 Row(label, "% high quality", [st["high_quality"] for st in final]),
+                 Row(label, "fewest modes, 2nd half of training", worst)]
+    figs.insert(0, _curve_figure(out / "modes-over-steps.png", checks, curves))
+    ctrl, reg = rows[3], rows[6]                 # modes: 2 G steps without / with the regularizer
     ok = reg.mean >= ctrl.mean
     note = (f"Su's claim (Fig. 1-2) is qualitative: the regularizer stabilizes training. Compared on equal "
-            f"footing (2 generator steps each), GAN+reg captures {reg.mean:.1f} modes vs {ctrl.mean:.1f} "
-            f"without it, {steps} steps, {seeds} seeds.")
+            f"footing (2 generator steps each), GAN+reg ends with {reg.mean:.1f} modes vs {ctrl.mean:.1f} "
+            f"without it ({steps} steps, {seeds} seeds); the curve shows modes at every {GRID_GAN['ckpt_every']} "
+            f"steps.")
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
+
+
+def _curve_figure(path: Path, steps: list[int], curves: dict) -> Path:
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for label, c in curves.items():
+        ax.errorbar(steps, c.mean(0), yerr=c.std(0) if c.shape[0] > 1 else None, label=label, capsize=2)
+    ax.set(xlabel="step", ylabel="modes captured (of 25)", ylim=(0, 26))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _avb_table1(out: Path, seeds: int, steps: int = 5000) -> Result:

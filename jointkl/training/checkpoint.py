@@ -75,9 +75,14 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def load_latest(ckpt_dir: Path, with_state: bool = True) -> tuple[Path, dict, dict | None]:
-    """Newest checkpoint that passes its checksums; corrupt ones are reported and skipped."""
+def load_latest(ckpt_dir: Path, with_state: bool = True, step: int | None = None) -> tuple[Path, dict, dict | None]:
+    """Newest checkpoint (or the one at `step`) that passes its checksums; corrupt ones are reported and skipped."""
     found = list_checkpoints(ckpt_dir)
+    if step is not None:
+        found = [p for p in found if p.name == f"{PREFIX}{step:08d}"]
+        if not found:
+            have = ", ".join(str(int(p.name[len(PREFIX):])) for p in list_checkpoints(ckpt_dir)) or "none"
+            raise JointKLError(f"no checkpoint at step {step} in {ckpt_dir} (have: {have})")
     for path in found:
         problem = verify(path)
         if problem:

@@ -1,0 +1,186 @@
+"""Adversarial Variational Bayes (Mescheder et al. 2017): a VAE whose encoder is a black-box sampler.
+
+    generative joint   p(x, z) = p(z) p(x|z),      p(z) = N(0, I), p(x|z) Bernoulli or Gaussian
+    inference joint    q(x, z) = p_data(x) q(z|x), z = f(x, eps), eps ~ N(0, I)  (Fig. 2b, eq. 3.7; no density)
+    KL direction       KL(q(x, z) || p(x, z)) = E_data[-ELBO(x)] + const                   (eq. 2.4, 3.1)
+    ratio estimator    adversary T(x, z), logistic on (x, z ~ q(z|x)) vs (x, z ~ p(z)) (eq. 3.3), optimal at
+                       T* = log q(z|x) - log p(z) (Prop. 1, eq. 3.4). T = t(x, z) - log p(z): the authors'
+                       code adds the log prior so that the net t only has to learn log q(z|x).
+    model loss         encoder + decoder minimise E_q[T(x, z) - log p(x|z)] (eq. 3.5, 3.7), reparameterized;
+                       Algorithm 1 with `adv_steps` adversary updates per model update (Sec. 3.2).
+    adaptive contrast  (Sec. 4) r(z|x) = N(mu(x), diag sigma(x)^2), moments of `ac_samples` draws of q(z|x) (1/K
+                       normalisation). T contrasts z~ = (z - mu)/sigma with N(0, I) (eq. 4.3), and eq. 4.2's
+                       E_q[-T* - log r + log p(x, z)] = E_q[-T*(x, z~) + log p(x|z)] - KL(r(z|x) || p(z)), because
+                       log r - log p is quadratic in z and q, r share the first two moments (exactly so for the
+                       empirical moments of the same draws). The last KL is analytic.
+
+`log_likelihood(x, "elbo", k)`: the adversary's estimate of the ELBO, mean over k draws of log p(x|z) - T (AC:
+minus KL(r||p)). It is NOT a bound: T's error enters with either sign (PAPER-NOTES: it swung above log p(x)).
+`log_likelihood(x, "iwae", k)`: log (1/k) sum_i p(x, z_i) / s(z_i|x), z_i ~ s, with an explicit proposal
+s(z|x) = 0.9 KDE(z; `fit` draws of q(z|x), Scott bandwidth) + 0.1 p(z) (the prior part bounds the weights by
+10 p(x|z)). The mean weight is unbiased for p(x), so this is a stochastic lower bound on log p(x) that tends to
+it as k grows, whatever the encoder learned. `AVBVI` is AVB as variational Bayes for a log-density (Sec. 5.1).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+import torch.distributions as D
+from torch import nn
+
+from jointkl.divergences.importance import iwae_bound
+from jointkl.divergences.ratio import discriminator_loss
+from jointkl.errors import JointKLError
+from jointkl.joints import Implicit, decoder
+from jointkl.nets import MLP
+from jointkl.objectives.base import Player
+from jointkl.objectives.registry import register
+from jointkl.objectives.vae import LatentVariableModel, decoder_kind
+
+
+@dataclass(frozen=True)
+class AVBConfig:
+    latent_dim: int = 8
+    noise_dim: int | None = None    # size of eps in z = f(x, eps); None = latent_dim (2 on binary2x2: calibrated)
+    hidden: int = 256
+    layers: int = 2
+    decoder: str = "auto"           # auto | bernoulli | gaussian (as the VAE)
+    adaptive_contrast: bool = False  # Sec. 4
+    ac_samples: int = 16            # draws of q(z|x) per x for the moments of r(z|x), eq. 4.2
+    adv_hidden: int | None = None   # adversary width; None = hidden
+    adv_steps: int = 2              # adversary updates per model update (Sec. 3.2; PAPER-NOTES calibration)
+    lr: float = 3e-4                # encoder and decoder
+    lr_adv: float = 1e-3            # adversary
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)             # (..., d) -> (...)
+
+
+def moment_match(z: torch.Tensor) -> tuple[torch.Tensor, D.Distribution]:
+    """Adaptive contrast (eq. 4.2-4.3): z (K, B, d) draws of q(z|x) -> normalized z~ (K, B, d) and r(z|x)."""
+    mu, std = z.mean(0), z.std(0, correction=0).clamp_min(1e-4)          # (B, d) each
+    return (z - mu) / std, D.Independent(D.Normal(mu, std), 1)
+
+
+class Adversary(nn.Module):
+    """T(x, z) = t(x, z) - log N(z; 0, I); its optimum is log q(z|x) - log N(z; 0, I) (Prop. 1)."""
+
+    def __init__(self, x_dim: int, latent_dim: int, hidden: int, layers: int):
+        super().__init__()
+        self.net = MLP(x_dim + latent_dim, 1, hidden, layers)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """x (B, ...) and z (K, B, d) -> T (K, B); x is shared by the K draws."""
+        k = z.shape[0]
+        t = self.net(x.repeat(k, *[1] * (x.dim() - 1)), z.flatten(0, 1)).view(k, -1)   # (K, B)
+        return t - std_normal_log_prob(z)
+
+
+@register
+class AVB(LatentVariableModel):
+    """Adversarial Variational Bayes: black-box encoder, adversary T(x, z), optional Adaptive Contrast (Alg. 1)."""
+
+    name, Config = "avb", AVBConfig
+
+    def __init__(self, cfg: AVBConfig, data_shape, data_kind):
+        super().__init__(cfg, data_shape, data_kind)
+        x_dim, d = int(torch.Size(data_shape).numel()), cfg.latent_dim
+        self.q_z = Implicit(x_dim, d, cfg.noise_dim or d, cfg.hidden, cfg.layers)
+        self.p_x = decoder(decoder_kind(cfg.decoder, data_kind), d, data_shape, cfg.hidden, cfg.layers)
+        self.T = Adversary(x_dim, d, cfg.adv_hidden or cfg.hidden, cfg.layers)
+
+    def players(self):
+        model = [p for n, p in self.named_parameters() if not n.startswith("T.")]
+        c = self.cfg
+        return [Player("adversary", list(self.T.parameters()), c.lr_adv, c.betas, c.adv_steps),
+                Player("vae", model, c.lr, c.betas)]
+
+    def log_lik(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) for z (K, B, d) -> (K, B)."""
+        k = z.shape[0]
+        return self.p_x(z.flatten(0, 1)).log_prob(x.repeat(k, *[1] * (x.dim() - 1))).view(k, -1)
+
+    def draw(self, x: torch.Tensor, k: int | None = None):
+        """z ~ q(z|x) (K, B, d); what T sees (z, or z~ with AC) (K, B, d); the analytic KL(r||p) (B,) or 0."""
+        ac = self.cfg.adaptive_contrast
+        z = self.q_z(x).rsample((k or (self.cfg.ac_samples if ac else 1),))   # (K, B, d)
+        if not ac:
+            return z, z, torch.zeros(z.shape[1], device=z.device)
+        z_tilde, r = moment_match(z)
+        return z, z_tilde, D.kl_divergence(r, self.prior(z.shape[1]))
+
+    def loss(self, player, x):
+        if player == "adversary":                                          # eq. 3.3 (eq. 4.3 with AC)
+            with torch.no_grad():
+                _, z_q, _ = self.draw(x)                                   # (K, B, d)
+            t_q, t_p = self.T(x, z_q), self.T(x, torch.randn_like(z_q))    # (K, B) each
+            return discriminator_loss(t_q, t_p), {"T_q": t_q.mean(), "T_p": t_p.mean()}
+        z, z_t, kl_rp = self.draw(x)                                       # eq. 3.7 (eq. 4.2 with AC)
+        kl = self.T(x, z_t).mean(0) + kl_rp                                # (B,) estimate of KL(q(z|x) || p(z))
+        rec = -self.log_lik(x, z).mean(0)                                  # (B,)
+        return (rec + kl).mean(), {"rec": rec.mean(), "kl": kl.mean()}
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, draws: int = 100) -> torch.Tensor:
+        """The mean of `draws` samples of q(z|x) (draws=1: one sample z ~ q(z|x)). (B, d)"""
+        return self.q_z(self.check_input(x)).sample((draws,)).mean(0)
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, fit: int = 1000):
+        """Per-example adversary ELBO estimate ("elbo", not a bound) or KDE-proposal IS bound ("iwae"); see top."""
+        if method not in ("elbo", "iwae"):
+            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo or iwae")
+        x = self.check_input(x)
+        if method == "elbo":
+            z, z_t, kl_rp = self.draw(x, max(k, 2 if self.cfg.adaptive_contrast else 1))
+            return (self.log_lik(x, z) - self.T(x, z_t)).mean(0) - kl_rp
+        return torch.cat([self._iwae(xi[None], k, fit) for xi in x])
+
+    def _iwae(self, x: torch.Tensor, k: int, fit: int, w: float = 0.1) -> torch.Tensor:
+        c = self.q_z(x).sample((fit,))[:, 0]                               # (M, d) KDE centres
+        h = c.std(0, correction=1).clamp_min(1e-3) * fit ** (-1 / (c.shape[1] + 4))   # (d,) Scott's rule
+        from_prior = torch.rand(k, device=x.device) < w
+        z = torch.where(from_prior[:, None], torch.randn(k, c.shape[1], device=x.device),
+                        c[torch.randint(fit, (k,), device=x.device)] + h * torch.randn(k, c.shape[1], device=x.device))
+        log_kde = torch.cat([torch.logsumexp(D.Normal(c, h).log_prob(zb[:, None]).sum(-1), 1)
+                             for zb in z.split(max(1, 2**22 // fit))]) - math.log(fit)   # (k,)
+        log_s = torch.logaddexp(math.log(1 - w) + log_kde, math.log(w) + std_normal_log_prob(z))   # (k,)
+        log_w = self.log_lik(x, z[:, None]).squeeze(1) + std_normal_log_prob(z) - log_s         # (k,)
+        return iwae_bound(log_w[:, None])                                  # (1,)
+
+
+class AVBVI(AVB):
+    """AVB as variational Bayes for an unnormalized log-density log_joint(z) (Sec. 5.1): a neural sampler
+    z = f(eps) with no x, T(z) contrasting it with N(0, I) (or adaptively, Sec. 4). The model loss is
+    E_q[T(z) - (log_joint(z) - log N(z; 0, I))] = KL(q || posterior) - log Z, up to T's error.
+    log_joint maps (N, dim) -> (N,). Each of a batch's rows is one draw (AC: `ac_samples` draws per row)."""
+
+    def __init__(self, log_joint: Callable[[torch.Tensor], torch.Tensor], dim: int, cfg: AVBConfig = AVBConfig()):
+        super().__init__(replace(cfg, latent_dim=dim), (0,), "continuous")
+        self.log_joint, self.p_x = log_joint, None
+
+    def log_lik(self, x, z):
+        return (self.log_joint(z.flatten(0, 1)).view(z.shape[:2]) - std_normal_log_prob(z))   # (K, B)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        return self.q_z(torch.zeros(n, 0, device=self.device)).sample()     # (n, dim)
+
+    def fit(self, steps: int, batch: int = 64, device: str = "cpu", callback=None) -> "AVBVI":
+        """Train with the library's Trainer (same player schedule); callback(step, logs) after each step."""
+        from jointkl.data import Dataset
+        from jointkl.training.config import TrainConfig
+        from jointkl.training.trainer import Trainer
+        empty = torch.zeros(batch, 0)                                      # (batch, 0): batch rows, no x
+        trainer = Trainer(self, Dataset("vi", empty, empty, "continuous"),
+                          TrainConfig(steps=steps, batch_size=batch, device=device), run_dir=".")
+        for step in range(steps):
+            logs = trainer.train_step()
+            if callback:
+                callback(step + 1, logs)
+        return self.eval()
