@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/MODEL-DATA-seedS)")
     t.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--data-dir", help="folder of the file datasets mnist/svhn/cifar10/celeba (default $JOINTKL_DATA or ./data)")
     t.add_argument("options", nargs="*", metavar="key=value", help="e.g. latent_dim=8 lr=1e-3 reg=5")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
@@ -38,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=int, default=2500, help="samples for sample-based metrics (default 2500)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data", help="evaluate on this data's test split (default: the run's own data)")
+    e.add_argument("--data-dir", help="folder of the file datasets (default $JOINTKL_DATA or ./data)")
 
     r = sub.add_parser("reproduce", help="run the papers' tables and write report.md/report.html")
     r.add_argument("tables", nargs="*", help="table ids (default: all; see jointkl list tables)")
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.command != "train" or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         a.options = [*a.options, *extra]
+    if getattr(a, "data_dir", None):
+        os.environ["JOINTKL_DATA"] = a.data_dir
     try:
         {"train": _train, "sample": _sample, "eval": _eval, "list": _list, "reproduce": _reproduce}[a.command](a)
     except JointKLError as e:

@@ -4,7 +4,8 @@ Every dataset is a `Dataset`; `load(name)` looks it up in `DATASETS`. In-memory 
 by the trainer (no per-sample DataLoader).
 
 Registered sets (splits documented in `jointkl.data.toy` and `jointkl.data.images`): grid25, ring8,
-binary2x2, eight_schools, digits, mnist5k. User data: `from_array` (numpy array / tensor) or
+binary2x2, eight_schools, digits, mnist5k; from standard files in $JOINTKL_DATA (`jointkl.data.files`):
+mnist, svhn, cifar10, celeba. User data: `from_array` (numpy array / tensor) or
 ``load("path/to/file.npy")`` / ``.npz``. `binarize_fixed` draws one fixed binarization of [0, 1] data.
 """
 from __future__ import annotations
@@ -190,4 +191,4 @@ def binarize_fixed(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return b.to(x.device)
 
 
-from jointkl.data import toy, images  # noqa: E402,F401  (registers the embedded sets)
+from jointkl.data import toy, images, files  # noqa: E402,F401  (registers the embedded and file-based sets)
