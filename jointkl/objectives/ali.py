@@ -10,12 +10,15 @@ it in "ALI under GAN framework" (Su eqs. 35-43).
                        "minimax"        E_q log D + E_p log(1 - D)        (eq. 42)
                        "nonsaturating"  -E_q log(1 - D) - E_p log D       (eq. 43)
                        "vi"             -E_q log D - E_p log D            (eq. 41, Su's own)
+                       "vi_full"        eq. 41 + E_p -log q(z|x), x from p held fixed (eq. 40, Gaussian encoder)
 
 Su names the two sides the other way round (his p is our q). Eq. 41 drops two terms of eq. 40. One, the
 decoder's KL to its previous self, has zero gradient at the current decoder. The other,
 E_p log(q_old(z|x) / q(z|x)), has a nonzero gradient w.r.t. the encoder. So under "vi" the encoder's
 gradient is exactly minus its "minimax" gradient: it makes its pairs easier to tell apart. The decoder's
-gradient equals its "nonsaturating" gradient (tests/test_aae_ali.py checks both).
+gradient equals its "nonsaturating" gradient (tests/test_aae_ali.py checks both). "vi_full" puts the
+dropped encoder term back (its value is zero at q = q_old, its encoder gradient is that of E_p -log q(z|x),
+DALI's cycle term); the decoder's KL term stays out, as its gradient is zero.
 For image data the decoder's output goes through a sigmoid, as in GAN.generate.
 """
 from __future__ import annotations
@@ -32,7 +35,7 @@ from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import LatentVariableModel
 
-LOSSES = ("minimax", "nonsaturating", "vi")
+LOSSES = ("minimax", "nonsaturating", "vi", "vi_full")
 CONDITIONALS = ("gaussian", "dirac")
 
 
@@ -42,7 +45,7 @@ def pair_loss(logit_q: torch.Tensor, logit_p: torch.Tensor, kind: str) -> torch.
         return -discriminator_loss(logit_q, logit_p)
     if kind == "nonsaturating":    # eq. 43: D's loss with the labels swapped
         return discriminator_loss(logit_p, logit_q)
-    if kind == "vi":               # eq. 41: -E_q log D - E_p log D
+    if kind in ("vi", "vi_full"):  # eq. 41: -E_q log D - E_p log D
         return generator_loss(logit_q, "nonsaturating") + generator_loss(logit_p, "nonsaturating")
     raise JointKLError(f"unknown ALI loss {kind!r}; choose one of {', '.join(LOSSES)}")
 
@@ -54,7 +57,7 @@ class ALIConfig:
     layers: int = 3
     encoder: str = "gaussian"       # gaussian (reparameterized, Su) | dirac (z = E(x), BiGAN)
     decoder: str = "dirac"          # dirac (x = G(z)) | gaussian (learned global std, Su)
-    loss: str = "nonsaturating"     # minimax (eq. 42) | nonsaturating (eq. 43) | vi (eq. 41)
+    loss: str = "nonsaturating"     # minimax (eq. 42) | nonsaturating (eq. 43) | vi (eq. 41) | vi_full (eq. 40)
     lr: float = 1e-3                # encoder and decoder
     lr_d: float | None = None       # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -72,6 +75,8 @@ class ALI(LatentVariableModel):
         for what in ("encoder", "decoder"):
             if getattr(cfg, what) not in CONDITIONALS:
                 raise JointKLError(f"unknown {what} {getattr(cfg, what)!r}; choose one of {', '.join(CONDITIONALS)}")
+        if cfg.loss == "vi_full" and cfg.encoder != "gaussian":
+            raise JointKLError("loss=vi_full needs encoder=gaussian (eq. 40 has log q(z|x))")
         x_dim, d, h, n = int(torch.Size(data_shape).numel()), cfg.latent_dim, cfg.hidden, cfg.layers
         self.q_z = Gaussian(x_dim, d, h, n) if cfg.encoder == "gaussian" else Dirac(x_dim, d, h, n)
         self.p_x = (Gaussian(d, data_shape, h, n, std="global") if cfg.decoder == "gaussian"
@@ -97,7 +102,11 @@ class ALI(LatentVariableModel):
         logs = {"d_q": logit_q.mean(), "d_p": logit_p.mean()}
         if player == "disc":
             return discriminator_loss(logit_q, logit_p), logs             # eq. 38
-        return pair_loss(logit_q, logit_p, self.cfg.loss), logs
+        loss = pair_loss(logit_q, logit_p, self.cfg.loss)
+        if self.cfg.loss == "vi_full":                                    # eq. 40's E_p log(q_old(z|x) / q(z|x))
+            logs["nll_p"] = -self.q_z(x_p.detach()).log_prob(z_p).mean()
+            loss = loss + logs["nll_p"]
+        return loss, logs
 
     # --- capabilities ----------------------------------------------------------------------------------
     @torch.no_grad()

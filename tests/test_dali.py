@@ -1,0 +1,128 @@
+"""DALI against exact answers: eq. 9 is the Gaussian negative log-density, eq. 10 assembles it with
+lambda = 1/d, the l2 variant is a squared error, and the f variant's value function (eq. 8) is the KL."""
+import math
+
+import pytest
+import torch
+import torch.distributions as D
+
+import jointkl as jk
+from jointkl.divergences.ratio import generator_loss
+from jointkl.joints import Dirac
+from jointkl.objectives.dali import DALI, DALIConfig, kl_value
+
+TINY = dict(hidden=16, layers=1, batch_size=32, log_every=5, ckpt_every=10, device="cpu")
+
+
+def eq9(z, mu, var):
+    """DALI eq. 9 as printed: 1/2 sum_j (z_j - mu_j)^2 / sigma_j^2 + log sigma_j^2 + log 2 pi."""
+    return 0.5 * ((z - mu) ** 2 / var + var.log() + math.log(2 * math.pi)).sum(-1)
+
+
+def model(**cfg):
+    torch.manual_seed(0)
+    return DALI(DALIConfig(**{"latent_dim": 3, "hidden": 16, "layers": 2, **cfg}), (2,), "continuous").double()
+
+
+@pytest.mark.parametrize("feats", [False, True])
+def test_eq9_is_the_gaussian_negative_log_density(feats):
+    m, g = model(encoder_on_disc_features=feats), torch.Generator().manual_seed(1)
+    x, z = torch.randn(64, 2, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
+    q = m.q_z(x)
+    mu, var = q.mean, q.variance                                           # (64, 3) each
+    ref = D.Independent(D.Normal(mu, var.sqrt()), 1).log_prob(z)
+    torch.testing.assert_close(-q.log_prob(z), eq9(z, mu, var), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(-ref, eq9(z, mu, var), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["gan", "l2"])
+def test_generator_loss_is_eq10_with_lambda_one_over_d(variant):
+    """Lrec = -E log D(G(z)) + (1/d) E L(z, E(G(z))) on the same z (Algorithm 1)."""
+    m, x = model(variant=variant), torch.randn(32, 2, dtype=torch.float64)
+    torch.manual_seed(5)
+    loss, _ = m.loss("gen", x)
+    torch.manual_seed(5)
+    z = torch.randn(32, 3, dtype=torch.float64)                            # the same draw as inside loss
+    fake = m.generate(z)
+    q = m.q_z(fake)
+    expected = generator_loss(m.discriminate(fake)[1], "nonsaturating") + eq9(z, q.mean, q.variance).mean() / 3
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_l2_variant_is_squared_error():
+    m, g = model(variant="l2"), torch.Generator().manual_seed(2)
+    x, z = torch.randn(64, 2, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
+    mu = m.q_z(x).mean.detach().requires_grad_()
+    nll = -D.Independent(D.Normal(mu, 1.0), 1).log_prob(z)
+    torch.testing.assert_close(-m.q_z(x).log_prob(z), 0.5 * (z - mu).pow(2).sum(1) + 1.5 * math.log(2 * math.pi))
+    nll.sum().backward()
+    torch.testing.assert_close(mu.grad, mu.detach() - z)                    # the gradient of 0.5 |z - mu|^2
+
+
+def test_kl_value_at_optimum_is_the_kl():
+    """E_P T* - E_Q exp(T* - 1) = KL(P || Q) at T* = 1 + log p/q (eq. 8), smaller anywhere else."""
+    one = torch.ones((), dtype=torch.float64)
+    p, q = D.Normal(0 * one, one), D.Normal(0.5 * one, 1.5 * one)
+    u = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000      # stratified quantiles
+    xp, xq = p.icdf(u), q.icdf(u)                                          # (200000,) each
+    t = lambda x: 1 + p.log_prob(x) - q.log_prob(x)                        # noqa: E731  T*
+    kl = D.kl_divergence(p, q)
+    assert abs(kl_value(t(xp), t(xq)) - kl) < 1e-5
+    for c in (-0.3, 0.2):                                                  # a shift or a tilt lowers the value
+        assert kl_value(t(xp) + c, t(xq) + c) < kl - 1e-3
+        assert kl_value(t(xp) + c * xp, t(xq) + c * xq) < kl - 1e-3
+
+
+def test_f_discriminator_learns_the_kl():
+    """The f variant's D, trained alone against a fixed affine generator, estimates KL(data || G)."""
+    torch.manual_seed(0)
+    m = DALI(DALIConfig(latent_dim=1, hidden=64, layers=2, variant="f"), (1,), "continuous")
+    m.G = Dirac(1, (1,), layers=0)                                         # G(z) = a z + b
+    with torch.no_grad():
+        m.G.net.net[0].weight.fill_(1.5), m.G.net.net[0].bias.fill_(1.0)  # Q = N(1, 1.5^2)
+    opt = torch.optim.Adam(m.D.parameters(), lr=3e-3, betas=(0.5, 0.999))
+    for _ in range(1500):
+        loss, _ = m.loss("disc", torch.randn(512, 1))                      # data P = N(0, 1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        est = kl_value(m.discriminate(torch.randn(100_000, 1))[1], m.discriminate(m.sample(100_000))[1])
+    kl = D.kl_divergence(D.Normal(0.0, 1.0), D.Normal(1.0, 1.5))
+    assert abs(est - kl) < 0.05, (float(est), float(kl))
+
+
+@pytest.mark.parametrize("variant,feats", [("gan", False), ("f", False), ("l2", True)])
+def test_api_trains_and_has_its_capabilities(tmp_path, variant, feats):
+    m = jk.train("dali", data="grid25", steps=10, out=tmp_path / "r", latent_dim=2, variant=variant,
+                 encoder_on_disc_features=feats, **TINY)
+    x = torch.randn(7, 2)
+    assert m.sample(5).shape == (5, 2)
+    assert m.encode(x).shape == (7, 2) and m.decode(torch.randn(4, 2)).shape == (4, 2)
+    assert m.reconstruct(x).shape == (7, 2)
+    loaded = jk.load(tmp_path / "r", device="cpu")
+    torch.testing.assert_close(loaded.reconstruct(x), m.reconstruct(x))
+
+
+def test_players_split_the_parameters_as_in_algorithm_1():
+    m = model(encoder_on_disc_features=True)
+    disc, gen = ({id(p) for p in pl.params} for pl in m.players())
+    assert disc == {id(p) for p in m.D.parameters()}
+    assert gen == {id(p) for p in [*m.G.parameters(), *m.E.parameters()]}
+    loss, _ = m.loss("gen", torch.randn(8, 2, dtype=torch.float64))        # the cycle term runs through D's features
+    loss.backward(inputs=[*m.G.parameters(), *m.E.parameters()])
+    assert all(p.grad is None for p in m.D.parameters())
+
+
+def test_cli_on_images(cli, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = cli("train", "dali", "--data", "mnist5k", "--steps", "3", "--out", out, "latent_dim=4",
+                       *(f"{k}={v}" for k, v in TINY.items()))
+    assert code == 0, err
+    m = jk.load(out, device="cpu")
+    x = torch.rand(3, 1, 28, 28)
+    rec = m.reconstruct(x)
+    assert rec.shape == x.shape and 0 <= rec.min() and rec.max() <= 1     # sigmoid output for image data
+    assert m.encode(x).shape == (3, 4) and m.sample(2).shape == (2, 1, 28, 28)
+    line = cli.error("train", "dali", "--steps", "1", "--out", tmp_path / "bad", "variant=wgan")
+    assert "variant" in line and "gan, f, l2" in line
