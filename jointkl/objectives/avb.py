@@ -44,7 +44,8 @@ from jointkl.objectives.vae import LatentVariableModel, decoder_kind
 @dataclass(frozen=True)
 class AVBConfig:
     latent_dim: int = 8
-    noise_dim: int | None = None    # size of eps in z = f(x, eps); None = latent_dim (2 on binary2x2: calibrated)
+    noise_dim: int = 16             # size of eps in z = f(x, eps); authors' code: 16 (MNIST), 64 (toy). Keep it
+                                    # >= latent_dim, or q(z|x) lives on a manifold and has no density ratio to p(z)
     hidden: int = 256
     layers: int = 2
     decoder: str = "auto"           # auto | bernoulli | gaussian (as the VAE)
@@ -55,7 +56,7 @@ class AVBConfig:
     adv_steps: int = 2              # adversary updates per model update (Sec. 3.2; PAPER-NOTES calibration)
     lr: float = 3e-4                # encoder and decoder
     lr_adv: float = 1e-3            # adversary
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = (0.5, 0.999)
 
 
 def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -92,7 +93,7 @@ class AVB(LatentVariableModel):
     def __init__(self, cfg: AVBConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
         x_dim, d = int(torch.Size(data_shape).numel()), cfg.latent_dim
-        self.q_z = Implicit(x_dim, d, cfg.noise_dim or d, cfg.hidden, cfg.layers)
+        self.q_z = Implicit(x_dim, d, cfg.noise_dim, cfg.hidden, cfg.layers)
         self.p_x = (decoder(decoder_kind(cfg.decoder, data_kind), d, data_shape, cfg.hidden, cfg.layers)
                     if x_dim else None)                                    # no x: variational Bayes (AVBVI)
         self.T = Adversary(x_dim, d, cfg.adv_hidden or cfg.hidden, cfg.layers, cfg.adv_prior)

@@ -10,10 +10,12 @@ let an encoder recover its latent code.
 
 `variant`: "gan" (default; logistic D, non-saturating G, as in Algorithm 1), "f" (D maximizes the KL
 value function of eq. 8, G minimizes -E D(G(z)), "DALI-f"), "l2" (identity covariance: L reduces to
-0.5 |z - mu|^2 + const, "DALI-l2"). Players follow Algorithm 1: "disc" (D), then "gen" (G and E together).
-With `encoder_on_disc_features` E reads D's last hidden layer (Sec. 4); only the "disc" player updates those
-layers, while G still gets the cycle gradient through them. Encoding is the mean of q(z|x); reconstruction
-G(mu(x)) (Sec. 3.5). For image data G's output passes through a sigmoid.
+0.5 |z - mu|^2 + const, "DALI-l2"). Eq. 8 as printed puts the data in its first expectation, so its D
+estimates KL(p_data || p_G), the reverse of term I; we implement it as printed. Players follow
+Algorithm 1: "disc" (D), then "gen" (G and E together), each on its own z batch. With
+`encoder_on_disc_features` E reads D's last hidden layer (Sec. 4); only the "disc" player updates those
+layers, while G still gets the cycle gradient through them. Encoding is the mean of q(z|x);
+reconstruction G(mu(x)) (Sec. 3.5). For image data G's output passes through a sigmoid.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class DALIConfig:
     variant: str = "gan"                   # gan | f | l2
     lam: float | None = None               # lambda of eq. 10; None = 1/latent_dim (Sec. 4)
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
+    min_std: float = 1e-3                  # floor of q(z|x)'s std (the paper does not state one)
     lr: float = 1e-3                       # G and E
     lr_d: float | None = None              # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -67,7 +70,7 @@ class DALI(Objective):
         feats = cfg.encoder_on_disc_features
         # on D's features E only needs a head (the paper's "two separated fully connected networks")
         self.E = Gaussian(cfg.hidden if feats else x_dim, cfg.latent_dim, cfg.hidden, 1 if feats else cfg.layers,
-                          std=1.0 if cfg.variant == "l2" else None)
+                          std=1.0 if cfg.variant == "l2" else None, min_std=cfg.min_std)
         self.lam = cfg.lam if cfg.lam is not None else 1.0 / cfg.latent_dim
 
     @property
