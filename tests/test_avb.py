@@ -49,21 +49,23 @@ def test_adversary_converges_to_log_q_minus_log_prior():
     with torch.no_grad():
         t = model.T(x, z[None])[0]                                       # (35,)
     err = (t - exact[:, 0]).abs()
-    # T* spans ~2 nats on this grid (and T = 0 would err by ~0.8 on average); a logistic fit on finite
-    # batches leaves ~0.05 nats of noise where the densities are thin, so 0.2 max / 0.07 mean are a few times that.
+    # T* spans 1.75 nats on this grid and T = 0 would err by 0.68 on average. Over seeds 0-2 the trained
+    # adversary errs by at most 0.073 and 0.025 on average (finite batches, finite steps): tolerances are twice that.
     assert exact.max() - exact.min() > 1.5
-    assert err.max() < 0.2 and err.mean() < 0.07
+    assert err.max() < 0.15 and err.mean() < 0.05
 
 
 def test_adaptive_contrast_makes_a_gaussian_encoder_invisible_to_the_adversary():
     """With AC, z~ = (z - mu)/sigma of a Gaussian q is exactly N(0, I) = r_0, so T* = 0 (eq. 4.3)."""
     torch.manual_seed(0)
-    model = gaussian_encoder_avb(adaptive_contrast=True, ac_samples=64)
-    train_adversary(model, steps=800, batch=64)
+    model = gaussian_encoder_avb(adaptive_contrast=True, ac_samples=32)
+    train_adversary(model, steps=600, batch=32)
     x = 2 * torch.rand(200, 1) - 1                                       # (200, 1)
     with torch.no_grad():
-        _, z_t, _ = model.draw(x)                                        # (64, 200, 1)
-        assert model.T(x, z_t).mean().abs() < 0.03                       # estimate of KL(q~ || r_0) = 0
+        _, z_t, _ = model.draw(x)                                        # (32, 200, 1)
+        t = model.T(x, z_t)                                              # (32, 200)
+    # seeds 0-2: |mean T| <= 0.001 (the KL estimate) and mean |T| <= 0.034 (pointwise); tolerances ~2-3x
+    assert t.mean().abs() < 0.01 and t.abs().mean() < 0.08
 
 
 def test_adaptive_contrast_analytic_part_matches_closed_forms():
@@ -92,19 +94,26 @@ def test_adaptive_contrast_draw_recovers_the_encoders_kl_to_the_prior():
 
 
 def test_iwae_estimate_is_a_lower_bound_converging_to_a_known_log_px():
-    """Linear decoder, x = W z + b + s eps: log p(x) = log N(x; b, W W^T + s^2 I), whatever the encoder."""
+    """Linear decoder, x = W z + b + s eps: log p(x) = log N(x; b, W W^T + s^2 I). The encoder is the exact
+    posterior's mean A (x - b) with 1.5 times its spread (z = A (x - b) + 1.5 L eps), a proposal too wide."""
     torch.manual_seed(0)
     model = AVB(AVBConfig(latent_dim=2, noise_dim=2, layers=0, decoder="gaussian"), (3,), "continuous")
     W, b, s = torch.tensor([[1.0, 0.5], [-0.3, 0.8], [0.2, -1.0]]), torch.tensor([0.1, -0.2, 0.3]), 0.5
+    post_cov = torch.linalg.inv(torch.eye(2) + W.T @ W / s**2)
+    A = post_cov @ W.T / s**2
     with torch.no_grad():                                                # layers=0: every net is linear
         model.p_x.net.net[0].weight.copy_(W), model.p_x.net.net[0].bias.copy_(b)
         model.p_x.log_std.fill_(math.log(s))
+        enc = model.q_z.net.net[0]                                       # z = weight @ [x, eps] + bias
+        enc.weight.copy_(torch.cat([A, 1.5 * torch.linalg.cholesky(post_cov)], 1)), enc.bias.copy_(-A @ b)
     x = torch.tensor([[0.5, -1.0, 1.2], [-1.0, 0.3, 0.0]])
     log_px = D.MultivariateNormal(b, W @ W.T + s**2 * torch.eye(3)).log_prob(x)
-    small = torch.stack([model.log_likelihood(x, "iwae", k=5) for _ in range(200)]).mean(0)
+    small = torch.stack([model.log_likelihood(x, "iwae", k=3) for _ in range(1000)]).mean(0)
     large = model.log_likelihood(x, "iwae", k=20000)
+    # seeds 0-3: the k=3 mean sits 0.10-0.21 below log p(x) (standard error 0.02 over 1000 repeats, so "below"
+    # holds by >= 5 SE); k=5000 came within 0.018, so k=20000 should be within ~0.01
     assert (small < log_px).all()                                        # Jensen: E log mean w <= log p(x)
-    assert (large - log_px).abs().max() < 0.03
+    assert (large - log_px).abs().max() < 0.02
 
 
 @pytest.mark.parametrize("ac", [False, True])
@@ -146,7 +155,7 @@ def test_variational_bayes_with_a_neural_sampler_fits_a_gaussian_log_density():
     torch.manual_seed(0)
     m, sd = torch.tensor([1.0, -0.5]), torch.tensor([0.5, 1.2])
     cfg = AVBConfig(hidden=64, adaptive_contrast=True, ac_samples=32)
-    vi = AVBVI(lambda z: D.Normal(m, sd).log_prob(z).sum(-1), 2, cfg).fit(1000, batch=4)
+    vi = AVBVI(lambda z: D.Normal(m, sd).log_prob(z).sum(-1), 2, cfg).fit(700, batch=4)
     z = vi.sample(20000)                                                 # (20000, 2)
     assert z.shape == (20000, 2)
     assert ((z.mean(0) - m) / sd).abs().max() < 0.1 and (z.std(0) / sd - 1).abs().max() < 0.1
