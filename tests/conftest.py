@@ -5,6 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+
+# The tests' nets are small: one thread is as fast as two, and it cannot busy-wait against another process
+# sharing the cores (which made matmuls ~25x slower on a 2-core machine).
+torch.set_num_threads(1)
 
 # Small enough that a run takes well under a second on one CPU thread.
 TINY_VAE_KW = dict(hidden=16, layers=1, latent_dim=2, batch_size=32, log_every=5, ckpt_every=10, device="cpu")
