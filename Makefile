@@ -10,11 +10,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-.PHONY: install run test bench
+.PHONY: install run reproduce-all test bench
 install: $(STAMP)
 
-run: $(STAMP)            ## the main job: quick reproductions on the embedded data, report in runs/reproduce
-	$(VENV)/bin/jointkl reproduce --quick --out runs/reproduce
+run: $(STAMP)            ## the main job: VAE, AVB, GAN and GAN+reg reproductions, report in runs/reproduce
+	$(VENV)/bin/jointkl reproduce su-fig1 avb-table1 --seeds 2 --out runs/reproduce
+
+reproduce-all: $(STAMP)  ## every registered table at its default seeds (longer than the main job)
+	$(VENV)/bin/jointkl reproduce --out runs/reproduce-all
 
 test: $(STAMP)           ## the test suite
 	$(VENV)/bin/pytest -q
