@@ -137,7 +137,8 @@ class AVB(LatentVariableModel):
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, fit: int = 1000,
                        chunk: int = 100_000):
-        """Per-example adversary ELBO estimate ("elbo", not a bound) or KDE-proposal IS bound ("iwae"); see top.
+        """Per example: the adversary's ELBO estimate ("elbo", not a bound) or the importance-sampling estimate with
+        the KDE + prior proposal ("iwae", a stochastic lower bound on log p(x)); see the module docstring.
         With AC, "elbo" uses at least `ac_samples` draws (they also give r's moments)."""
         if method not in ("elbo", "iwae"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo or iwae")
@@ -151,11 +152,12 @@ class AVB(LatentVariableModel):
         return torch.cat(out)
 
     def _iwae(self, x: torch.Tensor, k: int, fit: int, w: float = 0.1) -> torch.Tensor:
+        """log (1/k) sum p(x, z_i) / s(z_i|x), z_i ~ s = (1 - w) KDE(fit draws of q(z|x)) + w p(z); x is (1, ...)."""
         c = self.q_z(x).sample((fit,))[:, 0]                               # (M, d) KDE centres
         h = c.std(0, correction=1).clamp_min(1e-3) * fit ** (-1 / (c.shape[1] + 4))   # (d,) Scott's rule
         from_prior = torch.rand(k, device=x.device) < w
-        z = torch.where(from_prior[:, None], torch.randn(k, c.shape[1], device=x.device),
-                        c[torch.randint(fit, (k,), device=x.device)] + h * torch.randn(k, c.shape[1], device=x.device))
+        eps = torch.randn(2, k, c.shape[1], device=x.device)              # (2, k, d)
+        z = torch.where(from_prior[:, None], eps[0], c[torch.randint(fit, (k,), device=x.device)] + h * eps[1])
         log_kde = torch.cat([torch.logsumexp(D.Normal(c, h).log_prob(zb[:, None]).sum(-1), 1)
                              for zb in z.split(max(1, 2**22 // fit))]) - math.log(fit)   # (k,)
         log_s = torch.logaddexp(math.log(1 - w) + log_kde, math.log(w) + std_normal_log_prob(z))   # (k,)
@@ -182,7 +184,8 @@ class AVBVI(AVB):
         return self.q_z(torch.zeros(n, 0, device=self.device)).sample()     # (n, dim)
 
     def fit(self, steps: int, batch: int = 64, device: str = "cpu", callback=None) -> "AVBVI":
-        """Train with the library's Trainer (same player schedule); callback(step, logs) after each step."""
+        """Train with the library's Trainer (same player schedule; seed torch's RNG first for a repeatable run);
+        callback(step, logs) after each step, e.g. to track the KL to a reference posterior (AVB Fig. 3)."""
         from jointkl.data import Dataset
         from jointkl.training.config import TrainConfig
         from jointkl.training.trainer import Trainer
