@@ -1,10 +1,10 @@
 """Adversarial autoencoder, AAE (Makhzani et al. 2015), as Su derives it in "AAE under GAN framework":
 a GAN with x and z exchanged, plus a reconstruction term (Su eqs. 27-34).
 
-    generative joint   p(z, y) = p(z)/2 on y=0, q(z)/2 on y=1, p(z) = N(0, I)               (Su eq. 28)
-    inference joint    q(z, y) = q(z) q(y|z), q(z) = E_data q(z|x), q(z|x) = delta(z - E(x)) (eq. 27)
-                       or N(mu(x), diag sigma(x)^2), reparameterized
-    KL direction       KL(q(z, y) || p(z, y)), the GAN KL on the latent space               (eq. 29)
+    generative joint   p(z) p(y|z), p(z) = N(0, I), p(y=0|z) = D(z)
+    inference joint    q(z) = E_data q(z|x), q(z|x) = delta(z - E(x)) (Su eq. 27) or N(mu(x), diag sigma(x)^2)
+    KL direction       KL(m(z, y) || p(z) p(y|z)), m = q(z)/2 on y=1, p(z)/2 on y=0: the GAN KL with x and
+                       z exchanged (eqs. 28-29)
     ratio estimator    D(z) = probability that z came from the prior, logistic (eq. 30); its logit
                        estimates log p(z) - log q(z)
     encoder + decoder  one player: generator_loss(D(E(x))) + lam * rec(x, G(E(x)))          (eq. 33-34)

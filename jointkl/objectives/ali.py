@@ -3,7 +3,8 @@ it in "ALI under GAN framework" (Su eqs. 35-43).
 
     generative joint   p(x, z) = p(z) p(x|z),      p(z) = N(0, I), x = G(z) or N(G(z), diag s^2)
     inference joint    q(x, z) = p_data(x) q(z|x), z = E(x) or N(mu(x), diag sigma(x)^2), reparameterized
-    KL direction       KL(q(x, z, y) || p(x, z, y)), y labelling which joint drew the pair (Su eqs. 35-37)
+    KL direction       KL(m(x, z, y) || q(x, z) p(y|x, z)), m = q(x, z)/2 on y=1, p(x, z)/2 on y=0: y says
+                       which joint drew the pair, p(y=1|x, z) = D(x, z) (Su eqs. 35-37)
     ratio estimator    D(x, z) = p(y=1|x, z) on concatenated pairs, logistic, inference pairs as the real
                        class (eq. 38); at its optimum logit D = log q(x, z) - log p(x, z) (eq. 39)
     encoder + decoder  one player, on the logits l_q of (x, E(x)) and l_p of (G(z), z):
