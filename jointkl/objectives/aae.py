@@ -35,7 +35,7 @@ class AAEConfig:
     hidden: int = 256
     layers: int = 3
     encoder: str = "dirac"          # dirac (z = E(x), Su eq. 27) | gaussian (reparameterized)
-    decoder: str = "auto"           # auto (bernoulli for binary/image, gaussian otherwise) | bernoulli | gaussian | dirac
+    decoder: str = "auto"           # auto (bernoulli for binary/image, else gaussian) | bernoulli | gaussian | dirac
     lam: float = 1.0                # weight of the reconstruction term (lambda of eq. 34)
     loss: str = "nonsaturating"     # encoder's adversarial loss: nonsaturating (eq. 33) | minimax
     lr: float = 1e-3                # encoder and decoder

@@ -66,7 +66,7 @@ class ALIConfig:
 
 @register
 class ALI(LatentVariableModel):
-    """ALI / BiGAN: a discriminator on (x, z) pairs; generator loss minimax, nonsaturating or vi (Su eqs. 38-43)."""
+    """ALI / BiGAN: a discriminator on (x, z) pairs; minimax, nonsaturating or vi generator loss (Su eqs. 38-43)."""
 
     name, Config = "ali", ALIConfig
 
