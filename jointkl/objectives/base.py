@@ -34,6 +34,7 @@ class Objective(nn.Module):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    labels: ClassVar[bool] = False  # True: `loss(player, x, y)` also gets the batch's labels, -1 = unlabelled
 
     def __init__(self, cfg, data_shape: tuple[int, ...], data_kind: str):
         super().__init__()
@@ -46,7 +47,7 @@ class Objective(nn.Module):
     def begin(self, player: str) -> None:
         """Called once before a player's `steps` updates of an outer step (e.g. to fix G_old, Su eq. 26)."""
 
-    def loss(self, player: str, x: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+    def loss(self, player: str, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, Logs]:
         raise NotImplementedError
 
     def update(self, player: str, x: torch.Tensor) -> Logs:

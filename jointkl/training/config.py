@@ -20,6 +20,8 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     binarize: str = "none"          # none | fixed (one draw, seed 0) | dynamic (fresh draw per batch)
+    train_fraction: float = 1.0     # train on the first fraction of the training set (Hu Table 3)
+    labelled: float = 1.0           # fraction of training labels a labelled model sees, class-balanced (Hu Table 4)
     log_every: int = 50             # loss rows in metrics.csv / TensorBoard
     sample_every: int = 0           # PNG sample grid every K steps (0: only at the end)
     ckpt_every: int = 500           # checkpoint every K steps (and at the end)
@@ -34,6 +36,9 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, int) and value < low:
                 raise JointKLError(f"option {key}={value} is out of range; it must be at least {low}")
+        for key in ("train_fraction", "labelled"):
+            if not 0.0 < getattr(self, key) <= 1.0:
+                raise JointKLError(f"option {key}={getattr(self, key)} is out of range; it must be in (0, 1]")
 
 
 def _coerce(value, tp, key: str):

@@ -70,7 +70,14 @@ class Trainer:
             raise JointKLError(f"binarize={cfg.binarize!r} is not known; choose none, fixed or dynamic")
         if cfg.binarize == "fixed":
             x = binarize_fixed(x)
-        self.x = x.to(self.device)                                   # (N, *shape)
+        n = max(1, round(cfg.train_fraction * x.shape[0]))           # the splits are already shuffled
+        self.x = x[:n].to(self.device)                               # (N, *shape)
+        self.y = None                                                # (N,) int64, -1 = unlabelled
+        if model.labels:
+            if data.train_labels is None:
+                raise JointKLError(f"model {model.name} needs labelled data and {data.name} has no labels; "
+                                   "use digits, mnist5k, grid25, mnist, svhn or cifar10")
+            self.y = keep_labels(data.train_labels[:n], cfg.labelled, cfg.seed).to(self.device)
         self.players = model.players()
         self.opts = {p.name: torch.optim.Adam(p.params, lr=p.lr, betas=p.betas)
                      for p in self.players if not p.closed_form}
@@ -100,19 +107,22 @@ class Trainer:
         self.step = int(s["step"])
 
     # --- one update --------------------------------------------------------------------------------
-    def batch_x(self, full: bool) -> torch.Tensor:
-        x = self.x if full else self.x[self.sampler.next(self.batch).to(self.device)]
-        return torch.bernoulli(x) if self.cfg.binarize == "dynamic" else x
+    def next_batch(self, full: bool) -> tuple[torch.Tensor, ...]:
+        """(x,) or, for a labelled model, (x, y)."""
+        idx = None if full else self.sampler.next(self.batch).to(self.device)
+        x = self.x if idx is None else self.x[idx]
+        x = torch.bernoulli(x) if self.cfg.binarize == "dynamic" else x
+        return (x,) if self.y is None else (x, self.y if idx is None else self.y[idx])
 
-    def _loss(self, player: str, x: torch.Tensor):
+    def _loss(self, player: str, batch: tuple[torch.Tensor, ...]):
         """model.loss; a distribution rejecting NaN/Inf parameters (diverged weights) counts as a non-finite loss."""
         try:
-            return self.model.loss(player, x)
+            return self.model.loss(player, *batch)
         except ValueError:
             validate = torch.distributions.Distribution._validate_args
             torch.distributions.Distribution.set_default_validate_args(False)
             try:
-                loss, _ = self.model.loss(player, x)
+                loss, _ = self.model.loss(player, *batch)
             except Exception:
                 loss = None
             finally:
@@ -126,11 +136,11 @@ class Trainer:
         for p in self.players:
             self.model.begin(p.name)
             for _ in range(p.steps):
-                x = self.batch_x(p.full_batch)
+                batch = self.next_batch(p.full_batch)
                 if p.closed_form:
-                    out = self.model.update(p.name, x)
+                    out = self.model.update(p.name, batch[0])
                 else:
-                    loss, out = self._loss(p.name, x)
+                    loss, out = self._loss(p.name, batch)
                     if not torch.isfinite(loss):
                         raise NonFinite(p.name, self.step + 1, float(loss.detach()))
                     opt = self.opts[p.name]
@@ -189,6 +199,18 @@ class Trainer:
             return
         save_samples(x, self.run_dir / "samples" / f"step-{self.step:08d}.png",
                      self.data.meta.get("means"), f"{self.model.name} step {self.step}")
+
+
+def keep_labels(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Labels with all but a class-balanced `fraction` per class set to -1 (which rows: fixed by `seed`)."""
+    if fraction >= 1.0:
+        return y.clone()
+    g, out = torch.Generator().manual_seed(seed), torch.full_like(y, -1)
+    for c in y[y >= 0].unique():
+        rows = (y == c).nonzero().squeeze(1)
+        keep = rows[torch.randperm(len(rows), generator=g)[:max(1, round(fraction * len(rows)))]]
+        out[keep] = c
+    return out
 
 
 class NonFinite(Exception):
