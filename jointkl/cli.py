@@ -44,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="run the papers' tables and write report.md/report.html")
     r.add_argument("tables", nargs="*", help="table ids (default: all; see jointkl list tables)")
-    r.add_argument("--quick", action="store_true", help="CPU-scale settings (the default)")
+    size = r.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", const="quick", dest="scale",
+                      help="every entry in about 10 minutes in all on 2 CPU cores (few steps, one seed)")
+    size.add_argument("--full", action="store_const", const="full", dest="scale",
+                      help="the papers' data sets and sizes (files from --data-dir; hours on a CPU)")
+    r.add_argument("--data-dir", help="folder of the file datasets (default $JOINTKL_DATA or ./data)")
     r.add_argument("--seeds", type=int, help="seeds per entry (default: each entry's own)")
     r.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
 
@@ -120,7 +125,7 @@ def _list(a) -> None:
 
 def _reproduce(a) -> None:
     from jointkl.reproduce import run_tables
-    run_tables(a.tables, Path(a.out), seeds=a.seeds)
+    run_tables(a.tables, Path(a.out), seeds=a.seeds, scale=a.scale or "default")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,13 +45,31 @@ class Result:
     seconds: float = 0.0
 
 
+SCALES = ("quick", "default", "full")   # quick: the whole registry in <= 10 min on 2 CPU cores;
+                                        # default: the CPU-scale protocol; full: the papers' data and sizes
+
+
 @dataclass
 class Table:
     id: str
     title: str
     protocol: str
-    run: Callable[[Path, int], Result] | None   # (out_dir, seeds) -> Result; None = pending
-    seeds: int = 3
+    run: Callable[[Path, int, str], Result] | None   # (out_dir, seeds, scale) -> Result; None = pending
+    seeds: int = 3                    # at the default and full scales
+    quick_seeds: int = 1
+
+
+def pick(scale: str, quick, default, full=None):
+    """The setting for this scale (full falls back to default)."""
+    return {"quick": quick, "default": default, "full": default if full is None else full}[scale]
+
+
+STEP_CAP: int | None = None           # tests set this to smoke-run every entry for a few steps
+
+
+def capped(steps: int) -> int:
+    """The steps a run of `steps` really trains (STEP_CAP applied)."""
+    return min(steps, STEP_CAP) if STEP_CAP else steps
 
 
 TABLES: dict[str, Table] = {}
@@ -92,6 +110,9 @@ def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
 
 def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = None) -> None:
     """Train (model, data, out, options) jobs not already cached, `workers` processes at a time."""
+    if STEP_CAP:
+        jobs = [(m, d, o, {**opts, "steps": capped(opts.get("steps", 2000)),
+                           "ckpt_every": capped(opts.get("ckpt_every", 500))}) for m, d, o, opts in jobs]
     todo = [(m, d, str(o), opts) for m, d, o, opts in jobs if not _is_done(Path(o), m, d, opts)]
     if not todo:
         return
@@ -115,8 +136,12 @@ def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = No
 
 # ---- the command -----------------------------------------------------------------------------------------
 
-def run_tables(ids: list[str], out: Path, seeds: int | None = None) -> dict[str, Result]:
+def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str = "default") -> dict[str, Result]:
+    """Run the entries `ids` (all if empty) at `scale`; training runs go to out/SCALE/ID/ (cached there),
+    the report to out/report.md and out/report.html."""
     from jointkl.report import print_table, write_report
+    if scale not in SCALES:
+        raise JointKLError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     ids = ids or list(TABLES)
     unknown = [i for i in ids if i not in TABLES]
     if unknown:
@@ -130,10 +155,11 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None) -> dict[str,
             results[i] = Result([], "pending", "not built yet")
         else:
             start = time.time()
-            results[i] = t.run(out / t.id, seeds or t.seeds)
+            n = seeds or (t.quick_seeds if scale == "quick" else t.seeds)
+            results[i] = t.run(out / scale / t.id, n, scale)
             results[i].seconds = time.time() - start
         print_table(t, results[i], sys.stdout)
-    write_report(TABLES, results, out)
+    write_report({i: TABLES[i] for i in ids}, results, out, scale)
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return results
 

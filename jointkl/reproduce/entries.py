@@ -10,7 +10,7 @@ from jointkl import data
 from jointkl.api import load
 from jointkl.eval.modes import mode_stats
 from jointkl.plots import save_samples
-from jointkl.reproduce import Result, Row, Table, ali_aae, avb, dali, register, train_many
+from jointkl.reproduce import TABLES, Result, Row, Table, avb, capped, dali, pick, register, su_ali, train_many
 
 GRID_GAN = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
                 log_every=250, ckpt_every=500, keep_ckpts=1000)   # every checkpoint kept: stability curve
@@ -21,12 +21,14 @@ SU_VARIANTS = {                                  # label -> GAN options (Su eq. 
 }
 
 
-def _su_fig1(out: Path, seeds: int, steps: int = 5000) -> Result:
+def _su_fig1(out: Path, seeds: int, scale: str) -> Result:
+    steps = pick(scale, 2000, 5000, 20000)
     jobs = [("gan", "grid25", out / f"{i}-seed{s}", {**GRID_GAN, **v, "steps": steps, "seed": s})
             for i, v in enumerate(SU_VARIANTS.values()) for s in range(seeds)]
     train_many(jobs)
-    ds = data.load("grid25")
-    checks = list(range(GRID_GAN["ckpt_every"], steps + 1, GRID_GAN["ckpt_every"]))
+    ds, steps = data.load("grid25"), capped(steps)
+    every = min(GRID_GAN["ckpt_every"], steps)
+    checks = list(range(every, steps + 1, every))
     rows, figs, curves = [], [], {}
     for i, label in enumerate(SU_VARIANTS):
         final, worst = [], []
@@ -55,7 +57,7 @@ def _su_fig1(out: Path, seeds: int, steps: int = 5000) -> Result:
             f"(2 generator steps each): with the regularizer the fewest modes over the second half of training is "
             f"{reg[2].mean:.1f} vs {ctrl[2].mean:.1f} without, and the final modes {reg[0].mean:.1f} vs "
             f"{ctrl[0].mean:.1f} ({steps} steps, {seeds} seeds; compare the spreads). The curve shows modes at "
-            f"every {GRID_GAN['ckpt_every']} steps.")
+            f"every {every} steps.")
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
 
@@ -82,13 +84,17 @@ register(Table("avb-table1", "AVB Table 1: VAE vs AVB on the 2x2 binary images",
                "integration over the 2-d latent (plus each model's importance-sampling estimate); KL(q(z) || p(z)) "
                "by k-NN; the latent picture of Fig. 6.", avb.avb_table1))
 register(Table("su-ali", "Su eqs. 41-43: ALI's three generator losses on grid25",
-               "grid25, Gaussian encoder/decoder ALI, VEEGAN scoring of 2,500 samples.", ali_aae.su_ali))
+               "grid25, Gaussian encoder/decoder ALI, VEEGAN scoring of 2,500 samples.", su_ali.su_ali))
 register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (GAN, ALI, DALI, DALI-f)",
                "grid25, MLPs, batch 256, Adam(0.5, 0.999); VEEGAN scoring of 2,500 samples.", dali.dali_table2))
 register(Table("dali-table1", "DALI Table 1: reconstruction MSE on mnist5k (DALI, DALI-l2, ALI, AAE)",
                "mnist5k at CPU scale (the paper uses full MNIST); per-pixel test MSE.", dali.dali_table1))
-for tid, title in [("avb-table2", "AVB Table 2: VAE vs AVB (+AC) on binarized MNIST, ELBO and AIS"),
-                   ("avb-fig3", "AVB Fig. 3-4: Eight Schools, KL to the NUTS posterior"),
-                   ("hu-table2", "Hu Table 2: GAN vs IWGAN, CGAN vs IWCGAN, SVAE vs AA-SVAE"),
-                   ("hu-table3", "Hu Table 3: VAE vs AA-VAE, CVAE vs AA-CVAE test ELBO")]:
-    register(Table(tid, title, "pending: the models are not built yet", None))
+# entries whose modules have not landed yet: listed, never faked
+PENDING = {"avb-table2": "AVB Table 2: VAE vs AVB (+AC) on binarized MNIST, ELBO and AIS",
+           "avb-fig3": "AVB Fig. 3-4: Eight Schools, KL to the NUTS posterior",
+           "hu-table2": "Hu Table 2: GAN vs IWGAN, CGAN vs IWCGAN",
+           "hu-table3": "Hu Table 3: VAE vs AA-VAE, CVAE vs AA-CVAE test ELBO",
+           "hu-table4": "Hu Table 4: SVAE vs AA-SVAE accuracy with 1 % and 10 % labels"}
+for tid, title in PENDING.items():
+    if tid not in TABLES:
+        register(Table(tid, title, "pending: the models are not built yet", None))
