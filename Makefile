@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 .PHONY: install run reproduce-all test bench
 install: $(STAMP)
 
-run: $(STAMP)            ## the main job: VAE, AVB, GAN and GAN+reg reproductions, report in runs/reproduce
-	$(VENV)/bin/jointkl reproduce su-fig1 avb-table1 --seeds 2 --out runs/reproduce
+run: $(STAMP)            ## the main job: every paper table at the quick scale; report in runs/reproduce
+	$(VENV)/bin/jointkl reproduce --quick --out runs/reproduce
 
-reproduce-all: $(STAMP)  ## every registered table at its default seeds (longer than the main job)
+reproduce-all: $(STAMP)  ## every registered table at its default (CPU-scale) protocol and seeds: hours
 	$(VENV)/bin/jointkl reproduce --out runs/reproduce-all
 
 test: $(STAMP)           ## the test suite
