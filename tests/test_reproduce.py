@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from jointkl import reproduce
+from jointkl import data, reproduce
 from jointkl.reproduce import SCALES, TABLES, run_tables
 from jointkl.errors import JointKLError
 
@@ -28,6 +28,19 @@ def test_entry_runs_at_quick_scale(capped, tmp_path, tid):
     report = (tmp_path / "report.md").read_text()
     assert tid in report and result.verdict in report and "quick" in report
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64") == len(result.figures)
+
+
+@pytest.mark.parametrize("tid", [tid for tid in BUILT if TABLES[tid].full_data])
+def test_full_scale_reads_files_in_the_real_format(capped, tmp_path, monkeypatch, tid):
+    from test_data_files import write_mnist          # fake files in the real formats
+    writers = {"mnist": lambda root: write_mnist(root / "mnist", n=(40, 20))}
+    monkeypatch.setenv("JOINTKL_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(data, "_CACHE", {})          # the fake sets never outlive this test
+    for name in TABLES[tid].full_data:
+        writers[name](tmp_path / "data")
+    result = run_tables([tid], tmp_path, seeds=1, scale="full")[tid]
+    assert all(math.isfinite(v) for row in result.rows for v in row.ours)
+    assert any((tmp_path / "full" / tid).iterdir())
 
 
 def test_cached_runs_are_not_retrained(capped, tmp_path):

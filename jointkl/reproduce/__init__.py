@@ -57,6 +57,7 @@ class Table:
     run: Callable[[Path, int, str], Result] | None   # (out_dir, seeds, scale) -> Result; None = pending
     seeds: int = 3                    # at the default and full scales
     quick_seeds: int = 1
+    full_data: tuple[str, ...] = ()   # the file data sets (jointkl.data.files) the full scale reads
 
 
 def pick(scale: str, quick, default, full=None):
@@ -96,16 +97,17 @@ def _train_job(args: tuple) -> str:
 
 
 def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
-    """A cached run: same model, data and options, trained to its final step."""
+    """A cached run: same model, data and fully resolved config (defaults included), trained to its end."""
     cfg = out / "config.yaml"
     if not cfg.exists():
         return False
+    from jointkl.objectives import get
+    from jointkl.training.config import split_options, to_dict
     meta = yaml.safe_load(cfg.read_text())
-    merged = {**meta["train"], **meta["model_config"]}
-    same = meta["model"] == model and meta["data"] == data and all(
-        (list(v) if isinstance(v, tuple) else v) == merged.get(k) for k, v in opts.items())
-    steps = meta["train"]["steps"]
-    return same and (out / "checkpoints" / f"step-{steps:08d}").exists()
+    tcfg, mcfg = split_options(dict(opts), get(model).Config, model)
+    same = (meta.get("model") == model and meta.get("data") == data
+            and meta.get("train") == to_dict(tcfg) and meta.get("model_config") == to_dict(mcfg))
+    return same and (out / "checkpoints" / f"step-{tcfg.steps:08d}").exists()
 
 
 def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = None) -> None:
