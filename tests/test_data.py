@@ -16,6 +16,8 @@ EXPECTED = {
     "eight_schools": ("continuous", (8, 2), (8, 2), False),
     "digits": ("image", (1_437, 1, 8, 8), (360, 1, 8, 8), True),
     "mnist5k": ("image", (4_000, 1, 28, 28), (1_000, 1, 28, 28), True),
+    "mnist5k-digits": ("image", (5_437, 1, 28, 28), (360, 1, 28, 28), True),
+    "mnist5k-mnistm": ("image", (8_000, 1, 28, 28), (1_000, 1, 28, 28), True),
 }
 
 

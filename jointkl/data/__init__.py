@@ -192,3 +192,4 @@ def binarize_fixed(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 from jointkl.data import toy, images, files  # noqa: E402,F401  (registers the embedded and file-based sets)
+from jointkl.data import domains  # noqa: E402,F401  (two-domain sets for ada)

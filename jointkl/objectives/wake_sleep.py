@@ -1,0 +1,177 @@
+"""Wake-sleep (Hinton et al. 1995) for a Helmholtz machine with binary latent layers (Hu eq. 14).
+
+    generative joint   p_theta(x, h) = p(h_L) prod_{l<L} p(h_l | h_{l+1}) p(x | h_1), every factor a product
+                       of Bernoullis (sigmoid belief layers), p(h_L) with learned biases
+    inference joint    q_lambda(x, h) = p_data(x) q(h_1 | x) prod_{l>1} q(h_l | h_{l-1}), Bernoullis likewise
+    KL direction       wake:  KL(q_lambda(x, h) || p_theta(x, h)) in theta  = -E_data E_q log p(x, h) + const
+                       sleep: KL(p_theta(x, h) || q_lambda(x, h)) in lambda = -E_p log q(h | x) + const
+    estimators         plain Monte Carlo: ancestral samples, no reparameterization needed, because each
+                       phase differentiates only the log-density, never the sampler
+    losses             wake:  -E_{x ~ data, h ~ q(h|x)} log p_theta(x, h)          (Hu eq. 14, top)
+                       sleep: -E_{(x, h) ~ p_theta} log q_lambda(h | x)             (Hu eq. 14, bottom)
+
+The wake phase fits the generator to data completed by the recognition net; the sleep phase fits the
+recognition net to "dreams" (h, x) drawn from the generator. Neither phase follows the gradient of one
+common objective; at a fixed generator the sleep optimum of a factorial q matches the exact posterior
+marginals p(h_i = 1 | x) (tested by enumeration). Two players, "wake" (theta) then "sleep" (lambda).
+`layers=0` makes every conditional a logistic layer (the classic Helmholtz machine); `layers >= 1` puts
+deterministic hidden layers inside each conditional. Data must be binary: use `binarize=dynamic` (or
+`fixed`) for grey images. `log_likelihood` estimates log p(x) by importance sampling from q ("elbo": mean
+log-weight, "iwae": the k-sample bound) or computes it exactly by enumerating every latent configuration
+("exact", up to 20 latent bits in all).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributions as D
+import torch.nn.functional as F
+from torch import nn
+
+from jointkl.divergences.importance import iwae_bound
+from jointkl.errors import JointKLError
+from jointkl.joints import Bernoulli
+from jointkl.objectives.base import Objective, Player
+from jointkl.objectives.registry import register
+
+MAX_EXACT_BITS = 20
+
+
+@dataclass(frozen=True)
+class WakeSleepConfig:
+    latent_dim: int = 64            # binary units per stochastic layer
+    stochastic_layers: int = 1      # L: h_1 (next to x) ... h_L (top, with the learned prior)
+    hidden: int = 256               # width of deterministic hidden layers inside each conditional
+    layers: int = 0                 # deterministic hidden layers per conditional (0: sigmoid belief layers)
+    lr: float = 1e-3                # wake (generative) rate
+    lr_sleep: float | None = None   # sleep (recognition) rate; defaults to lr
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+def bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """sum_i log Bernoulli(value_i; sigmoid(logits_i)) over the trailing dims (grey values: the cross-entropy)."""
+    return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").flatten(1).sum(1)
+
+
+@register
+class WakeSleep(Objective):
+    """Wake-sleep, Helmholtz machine with binary latents: wake fits p to q-samples, sleep q to dreams (Hu eq. 14)."""
+
+    name, Config = "wake_sleep", WakeSleepConfig
+
+    def __init__(self, cfg: WakeSleepConfig, data_shape, data_kind):
+        super().__init__(cfg, data_shape, data_kind)
+        if data_kind == "continuous":
+            raise JointKLError("wake_sleep models binary data; use binary or [0, 1] image data with "
+                               "binarize=dynamic (e.g. --data mnist5k binarize=dynamic)")
+        if cfg.latent_dim < 1 or cfg.stochastic_layers < 1:
+            raise JointKLError("wake_sleep needs latent_dim >= 1 and stochastic_layers >= 1")
+        x_dim, d, L = int(torch.Size(data_shape).numel()), cfg.latent_dim, cfg.stochastic_layers
+        self.prior_logits = nn.Parameter(torch.zeros(d))                                 # p(h_L)
+        self.p_h = nn.ModuleList(Bernoulli(d, d, cfg.hidden, cfg.layers) for _ in range(L - 1))   # p(h_l | h_{l+1})
+        self.p_x = Bernoulli(d, data_shape, cfg.hidden, cfg.layers)                      # p(x | h_1)
+        self.q_h = nn.ModuleList(Bernoulli(x_dim if l == 0 else d, d, cfg.hidden, cfg.layers) for l in range(L))
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.latent_dim
+
+    def players(self):
+        c = self.cfg
+        gen = [self.prior_logits, *self.p_h.parameters(), *self.p_x.parameters()]
+        return [Player("wake", gen, c.lr, c.betas),
+                Player("sleep", list(self.q_h.parameters()), c.lr_sleep or c.lr, c.betas)]
+
+    # --- the two joints: hs = [h_1, ..., h_L], each (B, d) ------------------------------------------
+    def log_p_h(self, hs: list[torch.Tensor]) -> torch.Tensor:
+        """log p(h_1..h_L). (B,)"""
+        lp = bernoulli_log_prob(self.prior_logits.expand_as(hs[-1]), hs[-1])
+        for l, p in enumerate(self.p_h):                                   # p_h[l] = p(hs[l] | hs[l + 1])
+            lp = lp + p(hs[l + 1]).log_prob(hs[l])
+        return lp
+
+    def log_p(self, x: torch.Tensor, hs: list[torch.Tensor]) -> torch.Tensor:
+        """log p(x, h_1..h_L). (B,)"""
+        return self.log_p_h(hs) + self.p_x(hs[0]).log_prob(x)
+
+    def log_q(self, x: torch.Tensor, hs: list[torch.Tensor]) -> torch.Tensor:
+        """log q(h_1..h_L | x). (B,)"""
+        return sum(q(below).log_prob(h) for q, below, h in zip(self.q_h, [x, *hs[:-1]], hs))
+
+    def infer(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """h ~ q(h|x), bottom-up."""
+        hs = []
+        for q in self.q_h:
+            hs.append(q(hs[-1] if hs else x).sample())                     # (B, d)
+        return hs
+
+    def dream(self, n: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(x, h) ~ p(x, h), top-down."""
+        hs = [D.Bernoulli(logits=self.prior_logits.expand(n, -1)).sample()]  # [h_L]
+        for p in reversed(self.p_h):
+            hs.insert(0, p(hs[0]).sample())
+        return self.p_x(hs[0]).sample(), hs
+
+    # --- Hu eq. 14 -----------------------------------------------------------------------------------
+    def loss(self, player, x):
+        with torch.no_grad():                                              # samples carry no gradient
+            x, hs = (x, self.infer(x)) if player == "wake" else self.dream(x.shape[0])
+        if player == "wake":
+            log_p = self.log_p(x, hs)
+            return -log_p.mean(), {"log_pxh": log_p.mean()}
+        log_q = self.log_q(x, hs)
+        return -log_q.mean(), {"log_qhx": log_q.mean()}
+
+    # --- capabilities --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n):
+        return self.dream(n)[0]
+
+    @torch.no_grad()
+    def encode(self, x):
+        """q(h_1 = 1 | x), the recognition probabilities of the first latent layer. (B, d)"""
+        return self.q_h[0](self.check_input(x)).mean
+
+    @torch.no_grad()
+    def decode(self, h):
+        """p(x = 1 | h_1), the pixel probabilities. (B, *data_shape)"""
+        return self.p_x(torch.as_tensor(h, dtype=torch.float32, device=self.device)).mean
+
+    @torch.no_grad()
+    def log_likelihood(self, x, method: str = "elbo", k: int = 1, chunk: int = 100_000):
+        """Per-example log p(x): "elbo" and "iwae" from k samples of q(h|x), or "exact" by enumeration."""
+        x = self.check_input(x)
+        if method == "exact":
+            return self.exact_log_likelihood(x)
+        if method not in ("elbo", "iwae"):
+            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or exact")
+        out = []
+        for xb in x.split(max(1, chunk // max(k, 1))):
+            xk = xb.repeat(k, *[1] * (xb.dim() - 1))                       # (k*B, *shape)
+            hs = self.infer(xk)
+            log_w = (self.log_p(xk, hs) - self.log_q(xk, hs)).view(k, -1)  # (k, B)
+            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
+        return torch.cat(out)
+
+    def all_latents(self, start: int = 0, stop: int | None = None) -> list[torch.Tensor]:
+        """Latent configurations number start..stop-1 of h_1..h_L (binary expansion), as L tensors (M, d)."""
+        d, L = self.cfg.latent_dim, self.cfg.stochastic_layers
+        if d * L > MAX_EXACT_BITS:
+            raise JointKLError(f"exact log-likelihood enumerates 2^{d * L} latent states; it allows at most "
+                               f"{MAX_EXACT_BITS} latent bits, use method=iwae")
+        idx = torch.arange(start, 2 ** (d * L) if stop is None else stop, device=self.device)
+        bits = (idx[:, None] >> torch.arange(d * L, device=self.device)) & 1       # (M, L d)
+        return list(bits.float().split(d, 1))
+
+    def exact_log_likelihood(self, x: torch.Tensor, block: int = 4096) -> torch.Tensor:
+        """log p(x) = logsumexp_h log p(x, h) over all 2^(L d) latent states, `block` states at a time. (B,)"""
+        total = 2 ** (self.cfg.latent_dim * self.cfg.stochastic_layers)
+        self.all_latents(0, 0)                                                    # checks the size first
+        parts = []
+        for start in range(0, total, block):
+            hs = self.all_latents(start, min(start + block, total))
+            logits = self.p_x.net(hs[0]).flatten(1)                               # (M, D)
+            log_px_h = x.flatten(1) @ logits.T - F.softplus(logits).sum(1)        # (B, M): sum_i x_i l_i - log(1+e^l_i)
+            parts.append(torch.logsumexp(log_px_h + self.log_p_h(hs), 1))         # (B,)
+        return torch.stack(parts).logsumexp(0)
