@@ -59,12 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(a) -> None:
-    from jointkl.api import train
+    from jointkl.training import distributed
     from jointkl.training.config import parse_overrides
     options = parse_overrides(a.options)
     options.update({k: getattr(a, k) for k in ("steps", "seed") if getattr(a, k) is not None})  # flags win
-    model = train(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
-    print(f"trained {model.name}; run in {model.run_dir}")
+    # one process: jointkl.train; under torchrun every process runs this and rank 0 alone writes the run
+    model = distributed.train(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {model.name}; run in {model.run_dir}")
 
 
 def _sample(a) -> None:
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         {"train": _train, "sample": _sample, "eval": _eval, "list": _list, "reproduce": _reproduce}[a.command](a)
     except JointKLError as e:
-        print(f"jointkl: error: {e}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:     # under torchrun, rank 0 alone speaks
+            print(f"jointkl: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("jointkl: interrupted; a training run continues with `jointkl train ... --out RUN --resume`",
