@@ -24,3 +24,4 @@ test: $(STAMP)           ## the test suite
 
 bench: $(STAMP)          ## benchmarks (timings; not part of the tests)
 	$(PY) benchmarks/bench_vae_mnist5k.py
+	$(PY) benchmarks/bench_gan_grid25.py

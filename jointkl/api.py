@@ -1,6 +1,7 @@
 """The Python interface: `train` a registered model on a dataset into a run folder, `load` it back."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -54,11 +55,15 @@ def train(model: str, data=None, steps: int | None = None, seed: int | None = No
 
     `options` are fields of `TrainConfig` or of the model's config (e.g. latent_dim=8, lr=1e-3, reg=5).
     The run folder gets config.yaml, metrics.csv, TensorBoard events, samples/ and checkpoints/.
+    Under torchrun every process calls it and they train data-parallel (jointkl.training.distributed).
     """
     if steps is not None:
         options["steps"] = steps
     if seed is not None:
         options["seed"] = seed
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        from jointkl.training import distributed      # one of torchrun's processes: join the others first
+        return distributed.train(model, data=data, out=out, force=force, resume=resume, **options)
     if resume:
         if out is None:
             raise JointKLError("resume needs the run directory: pass --out RUN (out=...)")

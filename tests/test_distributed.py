@@ -261,3 +261,19 @@ def test_torchrun_launch(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("trained gan") == 1
     assert [r.split(",")[0] for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]] == ["2", "4"]
+
+
+def test_python_api_under_torchrun_joins_the_launch(tmp_path):
+    """`jk.train` called by every process of a launch trains data-parallel: one run directory, identical
+    weights on both ranks."""
+    script = tmp_path / "job.py"
+    script.write_text("import sys, torch, jointkl as jk\n"
+                      f"m = jk.train('gan', data='grid25', out=sys.argv[1], seed=0, **{ {**TRAIN, **NET}!r})\n"
+                      "print('sum', float(sum(p.double().sum() for p in m.parameters())))\n")
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}", str(script),
+            str(tmp_path / "run")]
+    p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert p.returncode == 0, p.stderr
+    sums = [line for line in p.stdout.splitlines() if line.startswith("sum")]
+    assert len(sums) == WORLD and len(set(sums)) == 1
+    assert (tmp_path / "run" / "checkpoints").is_dir()

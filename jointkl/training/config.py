@@ -27,7 +27,7 @@ class TrainConfig:
     ckpt_every: int = 500           # checkpoint every K steps (and at the end)
     keep_ckpts: int = 3
     device: str = "auto"            # auto (CUDA if present) | cpu | cuda[:i]
-    threads: int = 0                # torch.set_num_threads; 0 leaves torch's default
+    threads: int = 0                # torch.set_num_threads; 0: cores / processes under torchrun, else torch's default
 
     def __post_init__(self):
         least = {"steps": 1, "batch_size": 1, "log_every": 1, "sample_every": 0, "ckpt_every": 1, "keep_ckpts": 1,
