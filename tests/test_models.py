@@ -81,8 +81,23 @@ class Killed(Exception):
     pass
 
 
+def test_lr_decays_linearly_to_its_final_fraction(tmp_path, monkeypatch):
+    seen = []
+    original = Trainer.train_step
+
+    def spy(self):
+        out = original(self)
+        seen.append([g["lr"] for o in self.opts.values() for g in o.param_groups])
+        return out
+    monkeypatch.setattr(Trainer, "train_step", spy)
+    jk.train("gan", data="grid25", out=tmp_path / "r", **{**TINY, "steps": 11, "lr": 1e-3, "lr_d": 2e-3, "lr_decay": 0.1})
+    assert seen[0] == [2e-3, 1e-3]                                   # step 1 runs at the players' own rates
+    assert seen[5] == pytest.approx([2e-3 * 0.55, 1e-3 * 0.55])      # half way
+    assert seen[-1] == pytest.approx([2e-4, 1e-4])                   # the last step at lr_decay x
+
+
 @pytest.mark.parametrize("model,data,opts", [
-    ("gan", "grid25", dict(g_steps=2, reg=5.0, latent_dim=2)),
+    ("gan", "grid25", dict(g_steps=2, reg=5.0, latent_dim=2, lr_decay=0.1)),
     ("vae", "mnist5k", dict(binarize="dynamic", latent_dim=4)),
 ])
 def test_resume_is_bitwise_equal(tmp_path, monkeypatch, model, data, opts):

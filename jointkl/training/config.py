@@ -21,6 +21,7 @@ class TrainConfig:
     seed: int = 0
     binarize: str = "none"          # none | fixed (one draw, seed 0) | dynamic (fresh draw per batch)
     train_fraction: float = 1.0     # train on the first fraction of the training set (Hu Table 3)
+    lr_decay: float = 1.0           # every player's lr decays linearly to lr_decay x its own by the last step
     labelled: float = 1.0           # fraction of training labels a labelled model sees, class-balanced (Hu Table 4)
     log_every: int = 50             # loss rows in metrics.csv / TensorBoard
     sample_every: int = 0           # PNG sample grid every K steps (0: only at the end)
@@ -36,7 +37,7 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, int) and value < low:
                 raise JointKLError(f"option {key}={value} is out of range; it must be at least {low}")
-        for key in ("train_fraction", "labelled"):
+        for key in ("train_fraction", "labelled", "lr_decay"):
             if not 0.0 < getattr(self, key) <= 1.0:
                 raise JointKLError(f"option {key}={getattr(self, key)} is out of range; it must be in (0, 1]")
 

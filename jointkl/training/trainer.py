@@ -217,8 +217,13 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         logs = {}
+        # linear decay to lr_decay x at the last step, a function of the step alone (resume stays bitwise)
+        scale = 1.0 - (1.0 - self.cfg.lr_decay) * self.step / max(1, self.cfg.steps - 1)
         for p in self.players:
             self.model.begin(p.name)
+            if not p.closed_form and self.cfg.lr_decay != 1.0:
+                for group in self.opts[p.name].param_groups:
+                    group["lr"] = p.lr * scale
             for _ in range(p.steps):
                 batch = self.next_batch(p.full_batch)
                 if p.closed_form:
