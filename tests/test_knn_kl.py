@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.distributions as D
 
-from jointkl.eval.knn_kl import knn_kl
+from jointkl.eval.knn_kl import knn_entropy, knn_kl, knn_kl_to_density
 
 N = 4000
 
@@ -51,3 +51,39 @@ def test_rejects_bad_input():
     with pytest.raises(ValueError, match="repeated"):
         knn_kl(torch.zeros(10, 2), torch.randn(10, 2), k=1)
     assert math.isfinite(knn_kl(torch.randn(10, 2), torch.randn(3, 2), k=3))
+
+
+def _gaussians_10d():
+    g = torch.Generator().manual_seed(0)
+    a = 0.3 * torch.randn(10, 10, generator=g)
+    wide = D.MultivariateNormal(0.2 * torch.randn(10, generator=g), a @ a.T + 0.5 * torch.eye(10))  # eigvals 0.5-3.4
+    narrow = D.MultivariateNormal(0.3 * torch.ones(10), 0.64 * torch.eye(10))
+    return {"correlated": wide, "narrow": narrow}, D.MultivariateNormal(torch.zeros(10), torch.eye(10))
+
+
+@pytest.mark.parametrize("name", ["correlated", "narrow"])
+def test_one_sample_estimator_matches_closed_form_in_10d(name):
+    """With Q's density known, only the entropy is estimated: within 5 % for seeds 0-2 (k = 1, n = 4000)."""
+    ps, q = _gaussians_10d()
+    exact = D.kl_divergence(ps[name], q).item()                            # 1.76 and 0.88 nats
+    q64 = D.MultivariateNormal(torch.zeros(10, dtype=torch.float64), torch.eye(10, dtype=torch.float64))
+    assert knn_kl_to_density(draws(ps[name], 0), q64.log_prob, k=1) == pytest.approx(exact, rel=0.1)
+
+
+def test_one_sample_estimator_in_2d_and_entropy():
+    p = D.MultivariateNormal(torch.tensor([0.5, 0.5]), 0.36 * torch.eye(2))
+    q = D.MultivariateNormal(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
+    exact = D.kl_divergence(p, D.MultivariateNormal(torch.zeros(2), torch.eye(2))).item()
+    assert knn_kl_to_density(draws(p, 0), q.log_prob, k=1) == pytest.approx(exact, rel=0.1)   # seed 0: 2 % off
+    assert knn_entropy(draws(p, 1), k=1) == pytest.approx(p.entropy().item(), abs=0.05)        # seed 1: 0.01 off
+
+
+def test_two_sample_estimator_in_10d_is_biased_upwards_for_a_narrower_p():
+    """The two-sample estimator's finite-sample bias in 10-d, pinned so that it is documented, not hidden: for P
+    narrower than Q it overestimates by 15-27 % at n = m = 4000 (seeds 0-2, k = 1; 28-32 % with k = 5); for the
+    correlated P, wider than Q in some directions, it underestimates by 44-52 %. Use `knn_kl_to_density` when Q's
+    density is known."""
+    ps, q = _gaussians_10d()
+    exact = D.kl_divergence(ps["narrow"], q).item()
+    est = knn_kl(draws(ps["narrow"], 0), draws(q, 1), k=1)
+    assert exact < est < 1.4 * exact

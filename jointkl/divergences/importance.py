@@ -23,3 +23,14 @@ def self_normalized_weights(log_w: Tensor, dim: int = 0) -> Tensor:
     Same shape as log_w; sums to 1 along dim.
     """
     return torch.softmax(log_w, dim=dim)
+
+
+def discriminator_weights(logit_fake: Tensor) -> Tensor:
+    """IWGAN's weights over a batch of k generated samples, Hu eq. 16 and supplement eqs. 38-43.
+
+    The unnormalized weight of x_i = G(z_i) is w_i = q^r(y=0|x_i) / q(y=0|x_i) = D(x_i) / (1 - D(x_i))
+    (supplement eq. 40), so log w_i is D's logit; w~ = softmax over the batch. Detached: eq. 43 multiplies
+    the gradient of log D(G(z_i)) by w~_i without differentiating the weight. logit_fake: (k,) or (k, 1);
+    returns (k,), summing to 1.
+    """
+    return self_normalized_weights(logit_fake.detach().reshape(-1), dim=0)  # (k,)

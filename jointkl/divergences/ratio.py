@@ -6,6 +6,7 @@ its logit is the log density ratio log p_real(x) - log p_fake(x) (AVB, Mescheder
 The generator then plays against it (Hu 2018 eq. 2).
 """
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -44,3 +45,22 @@ def log_ratio(logit: Tensor) -> Tensor:
     T*(x, z) = log q(z|x) - log p(z). Kept as a named function so call sites say what they mean.
     """
     return logit
+
+
+def generator_loss_per_sample(logit_fake: Tensor, kind: str) -> Tensor:
+    """`generator_loss` before the batch mean, one value per sample (same shape as logit_fake), so that an
+    importance-weighted GAN can weight the samples (Hu eq. 16): sum_i w~_i loss_i."""
+    if kind == "minimax":
+        return -F.softplus(logit_fake)
+    if kind == "nonsaturating":
+        return F.softplus(-logit_fake)
+    raise ValueError(f"unknown generator loss {kind!r}; choose one of {', '.join(GENERATOR_LOSSES)}")
+
+
+def activated_weight(logit: Tensor, temperature: float = 1.0) -> Tensor:
+    """The reversed discriminator's weight of the VAE term, q^r_phi(y=0|x) = q_phi(y=1|x) = D(x), of an
+    adversary-activated VAE (Hu eq. 17, supplement eq. 44), detached (eq. 44 trains theta and eta only; D
+    learns by eq. 46). `temperature` T > 1 smooths it, sigmoid(logit / T) (supplement I.2), which lets more
+    generated samples in. A perfect discriminator (logit = +inf on data, -inf on samples) gives weights 1
+    and 0, the plain VAE (Lemma 2)."""
+    return torch.sigmoid(logit.detach() / temperature)

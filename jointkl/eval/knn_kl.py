@@ -7,6 +7,14 @@ among the other x's and nu_k(i) that to its k-th nearest neighbour among the y's
 
 which is consistent (asymptotically unbiased and mean-square consistent) as n, m -> infinity for fixed k.
 Used for KL(q(z) || p(z)) of an aggregated posterior (AVB Table 1) and KL to a reference posterior (AVB Fig. 3).
+
+When Q's log-density is known (a prior N(0, I)), `knn_kl_to_density` needs only P's samples:
+
+    D(P || Q) = -H(P) - E_P log q,   H(P) ~= psi(n) - psi(k) + log V_d + d/n sum_i log rho_k(i)
+
+(Kozachenko & Leonenko 1987; V_d the volume of the unit d-ball). Only the entropy is estimated, so it is much
+less biased in higher dimensions: for Gaussians in 10-d with n = 4,000 the two-sample estimate was 15-60 % off,
+this one within 5 % (k = 1; tests/test_knn_kl.py).
 """
 from __future__ import annotations
 
@@ -35,3 +43,23 @@ def knn_kl(x: Tensor, y: Tensor, k: int = 5) -> float:
     if (rho == 0).any() or (nu == 0).any():
         raise ValueError("knn_kl found repeated points (zero distances); it needs samples of continuous densities")
     return float(d * (nu.log() - rho.log()).mean() + math.log(m / (n - 1)))
+
+
+def knn_entropy(x: Tensor, k: int = 1) -> float:
+    """Kozachenko-Leonenko estimate of the differential entropy H(P) in nats from samples x ~ P (n, d)."""
+    x = torch.as_tensor(x).double().flatten(1)
+    n, d = x.shape
+    if not 1 <= k < n:
+        raise ValueError(f"knn_entropy needs 1 <= k < n; got k={k}, n={n}")
+    rho = kth_nn_distance(x, x, k + 1)      # (n,) the point itself is its own nearest neighbour
+    if (rho == 0).any():
+        raise ValueError("knn_entropy found repeated points (zero distances); it needs samples of a continuous density")
+    log_unit_ball = d / 2 * math.log(math.pi) - math.lgamma(d / 2 + 1)
+    return float(torch.special.digamma(torch.tensor(float(n))) - torch.special.digamma(torch.tensor(float(k)))
+                 + log_unit_ball + d * rho.log().mean())
+
+
+def knn_kl_to_density(x: Tensor, log_q, k: int = 1) -> float:
+    """Estimate KL(P || Q) from samples x ~ P (n, d) and Q's log-density log_q: (n, d) -> (n,) (float64 input)."""
+    x = torch.as_tensor(x).double().flatten(1)
+    return float(-knn_entropy(x, k) - log_q(x).mean())

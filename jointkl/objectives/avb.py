@@ -136,12 +136,15 @@ class AVB(LatentVariableModel):
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, fit: int = 1000,
-                       chunk: int = 100_000):
+                       chunk: int = 100_000, **ais):
         """Per example: the adversary's ELBO estimate ("elbo", not a bound) or the importance-sampling estimate with
         the KDE + prior proposal ("iwae", a stochastic lower bound on log p(x)); see the module docstring.
-        With AC, "elbo" uses at least `ac_samples` draws (they also give r's moments)."""
+        With AC, "elbo" uses at least `ac_samples` draws (they also give r's moments). "ais": AIS with k chains
+        from the prior and decoder alone, as for the VAE (the encoder plays no part)."""
+        if method == "ais":
+            return super().log_likelihood(x, method, k, chunk, **ais)
         if method not in ("elbo", "iwae"):
-            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo or iwae")
+            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
         if method == "iwae":
             return torch.cat([self._iwae(xi[None], k, fit) for xi in x])

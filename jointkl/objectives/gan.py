@@ -7,6 +7,10 @@
     generator loss     -E log D(G(z)) ("nonsaturating", Su eq. 20) or E log(1 - D(G(z))) ("minimax"),
                        plus reg * mean_pixels (G(z) - G_old(z))^2, Su eq. 26 (KL(q || q_old), eq. 25).
 
+Importance weighting (`iw=true`, IWGAN, Hu eq. 16 and supplement eqs. 36-43): the generator's per-sample
+losses are weighted by w~_i = softmax_i(logit D(G(z_i))) over the batch, i.e. w_i = D/(1 - D) normalized
+(supplement eq. 40), detached (eq. 43); D trains as in the plain GAN. Uniform D gives w~ = 1/B, the plain GAN.
+
 G_old is the generator at the start of the current generator period; all `g_steps` updates of a period
 share one z batch (as in Su's own code, which uses reg=5 and g_steps=2). With g_steps=1 the
 regularizer's gradient is exactly zero, because G = G_old where it is evaluated.
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.divergences.ratio import discriminator_loss, generator_loss
+from jointkl.divergences.importance import discriminator_weights
+from jointkl.divergences.ratio import discriminator_loss, generator_loss, generator_loss_per_sample
 from jointkl.joints import Dirac
 from jointkl.nets import MLP
 from jointkl.objectives.base import Objective, Player
@@ -32,6 +37,7 @@ class GANConfig:
     layers: int = 3
     loss: str = "nonsaturating"     # nonsaturating | minimax
     reg: float = 0.0                # Su eq. 26 weight (lambda); 0 disables
+    iw: bool = False                # importance-weighted generator loss (IWGAN, Hu eq. 16)
     g_steps: int = 1                # generator updates per outer step (Su's code: 2)
     d_steps: int = 1                # discriminator updates per outer step (n_critic)
     lr: float = 1e-3
@@ -44,14 +50,19 @@ class GAN(Objective):
     """GAN with minimax or non-saturating generator loss and Su's regularizer reg=lambda (Su eq. 16, 20, 26)."""
 
     name, Config = "gan", GANConfig
+    cond_dim = 0                                                   # size of the extra input c of G and D (CGAN)
 
     def __init__(self, cfg: GANConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
         generator_loss(torch.zeros(1), cfg.loss)   # validate the loss name at construction
-        x_dim = int(torch.Size(data_shape).numel())
-        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers)
-        self.D = MLP(x_dim, 1, cfg.hidden, cfg.layers)
-        self._z = self._x_old = None
+        x_dim, c = int(torch.Size(data_shape).numel()), self.cond_dim
+        self.G = Dirac(cfg.latent_dim + c, data_shape, cfg.hidden, cfg.layers)
+        self.D = MLP(x_dim + c, 1, cfg.hidden, cfg.layers)
+        self._z = self._c = self._x_old = None
+
+    def condition(self, y: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """What G(z, *c) and D(x, *c) are also fed for a batch with labels y: nothing here (CGAN: one-hot y)."""
+        return ()
 
     @property
     def latent_dim(self) -> int:
@@ -62,27 +73,35 @@ class GAN(Objective):
         return [Player("disc", list(self.D.parameters()), c.lr_d or c.lr, c.betas, c.d_steps),
                 Player("gen", list(self.G.parameters()), c.lr, c.betas, c.g_steps)]
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.G(z).rsample()                                    # (B, *data_shape)
+    def generate(self, z: torch.Tensor, *c: torch.Tensor) -> torch.Tensor:
+        x = self.G(z, *c).rsample()                                # (B, *data_shape)
         return x if self.data_kind == "continuous" else torch.sigmoid(x)
 
     def begin(self, player):
-        self._z = self._x_old = None
+        self._z = self._c = self._x_old = None
 
-    def loss(self, player, x):
+    def loss(self, player, x, y=None):
+        c = self.condition(y)                                      # fakes share the batch's labels (CGAN)
         if player == "disc":
             with torch.no_grad():
-                fake = self.generate(torch.randn(x.shape[0], self.latent_dim, device=x.device))
-            logit_real, logit_fake = self.D(x), self.D(fake)
+                fake = self.generate(torch.randn(x.shape[0], self.latent_dim, device=x.device), *c)
+            logit_real, logit_fake = self.D(x, *c), self.D(fake, *c)
             return discriminator_loss(logit_real, logit_fake), {"d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
         if self._z is None:                                        # first update of this generator period
-            self._z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
+            self._z, self._c = torch.randn(x.shape[0], self.latent_dim, device=x.device), c
             with torch.no_grad():
-                self._x_old = self.generate(self._z)               # G_old(z), Su eq. 26
-        fake = self.generate(self._z)
-        adv = generator_loss(self.D(fake), self.cfg.loss)
+                self._x_old = self.generate(self._z, *c)           # G_old(z), Su eq. 26
+        fake = self.generate(self._z, *self._c)
+        logit = self.D(fake, *self._c)                             # (B, 1)
+        logs = {}
+        if self.cfg.iw:                                            # Hu eq. 16: sum_i w~_i loss_i
+            w = discriminator_weights(logit)                       # (B,), detached
+            adv = (w * generator_loss_per_sample(logit, self.cfg.loss).reshape(-1)).sum()
+            logs["ess"] = 1.0 / w.pow(2).sum()                     # effective sample size of the weights
+        else:
+            adv = generator_loss(logit, self.cfg.loss)
         reg = (fake - self._x_old).pow(2).flatten(1).mean(1).mean()
-        return adv + self.cfg.reg * reg, {"adv": adv, "reg": reg}
+        return adv + self.cfg.reg * reg, {"adv": adv, "reg": reg, **logs}
 
     @torch.no_grad()
     def sample(self, n):

@@ -6,6 +6,19 @@
     estimators         analytic KL(q(z|x) || p(z)); reparameterized E_q[log p(x|z)]  (Su eq. 7)
 
 Su names the two sides the other way round (his p is our q); the loss is the same.
+
+Adversary activation (`aa=true`, AA-VAE, Hu eq. 17 and supplement eqs. 44-46). Hu's Lemma 2 reads the VAE as
+KL(q_eta(z|x,y) q^r(y|x) || p_theta(z,y|x)) over x ~ p_theta0(x) = (p_data(x) + p_theta0(x|z)p(z))/2, y the
+real/fake indicator, with a perfect discriminator whose reversal q^r(y=0|x) is 1 on data and 0 on samples:
+only data then reach the VAE term (y=0 selects q(z|x) and p(x|z); y=1 selects constants). AA replaces it by a
+learned D(x) = q_phi(y=1|x), trained by logistic regression on data vs samples x ~ p(x|z), z ~ p(z), one
+sample per data point (eq. 46, supplement I.2), and weights the VAE term of every x by q^r_phi(y=0|x) = D(x):
+
+    loss = E_data[w(x) l(x)] + aa_weight * E_{x ~ p_theta0}[w(x) l(x)],   l = -ELBO, w = sigmoid(logit D / T)
+
+(eq. 44 without its constant terms, which carry no gradient for theta and eta, and without Lemma 2's factor
+1/2; samples and weights are detached). T = `aa_temperature` > 1 smooths D (supplement I.2: {1, 1.5, 3, 5}).
+With D perfect, w = 1 on data and 0 on samples and the loss is the plain VAE's (tested).
 """
 from __future__ import annotations
 
@@ -16,8 +29,10 @@ import torch.distributions as D
 
 from jointkl.divergences.importance import iwae_bound
 from jointkl.divergences.kl import kl
+from jointkl.divergences.ratio import activated_weight, discriminator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Gaussian, decoder
+from jointkl.nets import MLP
 from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
@@ -29,6 +44,10 @@ class VAEConfig:
     layers: int = 2
     decoder: str = "auto"       # auto (bernoulli for binary/image data, gaussian otherwise) | bernoulli | gaussian
     lr: float = 1e-3
+    aa: bool = False            # adversary activation (Hu eq. 17): a learned D weights data and model samples
+    aa_temperature: float = 1.0  # T in the weights sigmoid(logit / T); Hu supplement I.2 picks from {1, 1.5, 3, 5}
+    aa_weight: float = 1.0      # weight of the samples' term (1: eq. 44's equal mix of data and samples)
+    lr_d: float | None = None   # D's learning rate (aa only); defaults to lr
 
 
 def decoder_kind(choice: str, data_kind: str) -> str:
@@ -59,11 +78,17 @@ class LatentVariableModel(Objective):
         return self.p_x(torch.as_tensor(z, dtype=torch.float32, device=self.device)).mean
 
     @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000):
-        """Per-example bound on log p(x): ELBO (mean of k log-weights) or IWAE (Burda et al. 2016)."""
-        if method not in ("elbo", "iwae"):
-            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo or iwae")
+    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
+        """Per-example bound on log p(x): ELBO (mean of k log-weights), IWAE (Burda et al. 2016) or AIS (Wu et al.
+        2016; k chains, `ais` options such as steps=1000 go to `jointkl.eval.ais.AISConfig`)."""
+        if method not in ("elbo", "iwae", "ais"):
+            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
+        if method == "ais":
+            from jointkl.eval.ais import ais_config, ais_log_likelihood
+            return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
+        if ais:
+            raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
         out, b = [], max(1, chunk // max(k, 1))
         for xb in x.split(b):
             q = self.q_z(xb)
@@ -76,22 +101,67 @@ class LatentVariableModel(Objective):
 
 @register
 class VAE(LatentVariableModel):
-    """Variational autoencoder: Gaussian encoder, Bernoulli or Gaussian decoder (Su eq. 7)."""
+    """Variational autoencoder: Gaussian encoder, Bernoulli or Gaussian decoder (Su eq. 7); AA switch (Hu eq. 17)."""
 
     name, Config = "vae", VAEConfig
+    cond_dim = 0                # size of the extra input c of q(z|x, c) and p(x|z, c) (cvae, svae: one-hot label)
+    critic_dim = 0              # size of the extra input of D(x, c) (cvae: one-hot label)
 
     def __init__(self, cfg: VAEConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
-        x_dim = int(torch.Size(data_shape).numel())
-        self.q_z = Gaussian(x_dim, cfg.latent_dim, cfg.hidden, cfg.layers)
-        self.p_x = decoder(decoder_kind(cfg.decoder, data_kind), cfg.latent_dim, data_shape, cfg.hidden, cfg.layers)
+        if cfg.aa_temperature <= 0:
+            raise JointKLError(f"aa_temperature={cfg.aa_temperature} must be > 0 (Hu picks from 1, 1.5, 3, 5)")
+        x_dim, c = int(torch.Size(data_shape).numel()), self.cond_dim
+        self.q_z = Gaussian(x_dim + c, cfg.latent_dim, cfg.hidden, cfg.layers)
+        self.p_x = decoder(decoder_kind(cfg.decoder, data_kind), cfg.latent_dim + c, data_shape, cfg.hidden, cfg.layers)
+        if cfg.aa:                                     # on a forked RNG: every other net starts as in the plain model
+            with torch.random.fork_rng(devices=[]):
+                self.D = MLP(x_dim + self.critic_dim, 1, cfg.hidden, cfg.layers)
 
     def players(self):
-        return [Player("vae", list(self.parameters()), lr=self.cfg.lr)]
+        model = Player("vae", [p for n, p in self.named_parameters() if not n.startswith("D.")], lr=self.cfg.lr)
+        if not self.cfg.aa:
+            return [model]
+        return [Player("disc", list(self.D.parameters()), lr=self.cfg.lr_d or self.cfg.lr), model]
 
-    def loss(self, player, x):
-        q = self.q_z(x)
+    # --- the pieces a conditional or semi-supervised VAE changes ------------------------------------------
+    def condition(self, y: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """The extra inputs c of q(z|x, c) and p(x|z, c) for labels y: none here (cvae: one-hot y)."""
+        return ()
+
+    def neg_elbo(self, x: torch.Tensor, *c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two terms of -ELBO per example (Su eq. 7): -log p(x|z, c), z ~ q(z|x, c) reparameterized, and the
+        analytic KL(q(z|x, c) || p(z)); (B,) each."""
+        q = self.q_z(x, *c)
         z = q.rsample()                                                   # (B, d)
-        rec = -self.p_x(z).log_prob(x)                                    # (B,)
-        kl_z = kl(q, self.prior(x.shape[0]))                              # (B,) analytic
-        return (rec + kl_z).mean(), {"rec": rec.mean(), "kl": kl_z.mean()}
+        return -self.p_x(z, *c).log_prob(x), kl(q, self.prior(x.shape[0]))
+
+    def bound(self, x: torch.Tensor, y: torch.Tensor | None):
+        """Per-example loss l(x) = -ELBO (B,), a batch-level extra loss (svae: classification), logs."""
+        rec, kl_z = self.neg_elbo(x, *self.condition(y))
+        return rec + kl_z, 0.0, {"rec": rec.mean(), "kl": kl_z.mean()}
+
+    def fake(self, n: int, y: torch.Tensor | None):
+        """n samples x ~ p(x|z, c), z ~ p(z), of the current model (p_theta0(x|y=0) of eq. 44) and their labels."""
+        return self.p_x(self.prior(n).sample(), *self.condition(y)).sample(), y
+
+    def critic(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D's logit (B,); D(x) = q_phi(y=1|x), the probability that x is data."""
+        return self.D(x).squeeze(1)
+
+    def loss(self, player, x, y=None):
+        if not self.cfg.aa:
+            per, extra, logs = self.bound(x, y)
+            return per.mean() + extra, logs
+        if player == "vae":                            # data terms first: the same draws as the plain VAE
+            per, extra, logs = self.bound(x, y)
+        with torch.no_grad():
+            x_fake, y_fake = self.fake(x.shape[0], y)  # as many samples as data (supplement I.2)
+        if player == "disc":                           # eq. 46: logistic regression, data vs samples
+            logit_real, logit_fake = self.critic(x, y), self.critic(x_fake, y_fake)
+            return discriminator_loss(logit_real, logit_fake), {"d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
+        per_fake, _, _ = self.bound(x_fake, y_fake)
+        w = activated_weight(self.critic(x, y), self.cfg.aa_temperature)              # (B,)
+        w_fake = activated_weight(self.critic(x_fake, y_fake), self.cfg.aa_temperature)  # (B,)
+        loss = (w * per).mean() + self.cfg.aa_weight * (w_fake * per_fake).mean() + extra
+        return loss, {**logs, "w_real": w.mean(), "w_fake": w_fake.mean()}

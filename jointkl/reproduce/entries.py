@@ -10,8 +10,8 @@ from jointkl import data
 from jointkl.api import load
 from jointkl.eval.modes import mode_stats
 from jointkl.plots import save_samples
-from jointkl.reproduce import (TABLES, Result, Row, Table, avb, capped, dali, eight_schools, hu_models, pick, register,
-                               su_ali, train_many)
+from jointkl.reproduce import (TABLES, Result, Row, Table, avb, avb_table2, capped, dali, eight_schools, hu, hu_models,
+                               pick, register, su_ali, train_many)
 
 GRID_GAN = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
                 log_every=250, ckpt_every=500, keep_ckpts=1000)   # every checkpoint kept: stability curve
