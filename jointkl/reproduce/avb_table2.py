@@ -111,6 +111,8 @@ def avb_table2(out: Path, seeds: int, scale: str = "default", workers: int | Non
             f"{ac_beats[32]:+.1f}; paper +1.3 and +1.7). A VAE at its own faster rate 1e-3 is {-fast[8]:+.1f} / "
             f"{-fast[32]:+.1f} nats above AVB + AC at this short budget. Levels are far below the paper's (AVB + AC "
             f"8-d {level:+.1f} nats): 4,000 training digits, MLPs, {capped(steps)} steps.")
+    if scale == "quick":
+        note = f"Quick scale: real numbers from models that trained {capped(steps)} steps, a smoke run only. " + note
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
 
