@@ -35,9 +35,13 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run on its test split")
     e.add_argument("run")
-    e.add_argument("--metrics", help="comma-separated subset of: elbo,iwae,modes,recon (default: all that apply)")
+    e.add_argument("--metrics", help="comma-separated subset of: elbo,iwae,ais,is,fid,is_inception,fid_inception,"
+                   "modes,recon (default: the cheap ones that apply: elbo,iwae,modes,recon)")
     e.add_argument("--k", type=int, default=100, help="importance samples for iwae (default 100)")
     e.add_argument("--n", type=int, default=2500, help="samples for sample-based metrics (default 2500)")
+    e.add_argument("--ais-steps", type=int, default=1000, help="AIS intermediate distributions (default 1000)")
+    e.add_argument("--ais-chains", type=int, default=5, help="AIS chains per example (default 5)")
+    e.add_argument("--ais-n", type=int, help="test examples for AIS (default: the whole test split)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data", help="evaluate on this data's test split (default: the run's own data)")
     e.add_argument("--data-dir", help="folder of the file datasets (default $JOINTKL_DATA or ./data)")
@@ -99,7 +103,8 @@ def _eval(a) -> None:
     model = load(a.run)
     ds = _dataset(a.data or _read_config(Path(a.run))["data"])
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
-    res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed)
+    ais = {"steps": a.ais_steps, "chains": a.ais_chains, **({"n": a.ais_n} if a.ais_n else {})}
+    res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed, ais=ais)
     (Path(a.run) / "eval.json").write_text(json.dumps(res, indent=1))
     for k, v in res.items():
         print(f"{k:>16s}  {v:.4f}" if isinstance(v, float) else f"{k:>16s}  {v}")
