@@ -47,7 +47,8 @@ def write_report(tables: dict, results: dict, out: Path, scale: str = "default")
              f"{SCALE_TEXT[scale]}.")
     md = ["# jointkl reproduction report", "", intro, "",
           "| table | verdict | seconds |", "|---|---|---|"]
-    md += [f"| {tid} | {r.verdict} | {r.seconds:.0f} |" for tid, r in results.items()]
+    tag = " (quick scale: not a finding)" if scale == "quick" else ""   # a few hundred steps decide little
+    md += [f"| {tid} | {r.verdict}{tag if r.verdict != 'pending' else ''} | {r.seconds:.0f} |" for tid, r in results.items()]
     body = [f"<h1>jointkl reproduction report</h1><p>{html.escape(intro)}</p>"
             "<table><tr><th>table</th><th>verdict</th><th>seconds</th></tr>"
             + "".join(f"<tr><td>{tid}</td><td>{r.verdict}</td><td>{r.seconds:.0f}</td></tr>"
