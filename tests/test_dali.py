@@ -9,7 +9,8 @@ import torch.distributions as D
 import jointkl as jk
 from jointkl.divergences.ratio import generator_loss
 from jointkl.joints import Dirac
-from jointkl.objectives.dali import DALI, DALIConfig, kl_value
+from jointkl.divergences.ratio import kl_value
+from jointkl.objectives.dali import DALI, DALIConfig
 
 TINY = dict(hidden=16, layers=1, batch_size=32, log_every=5, ckpt_every=10, device="cpu")
 

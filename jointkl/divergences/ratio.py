@@ -64,3 +64,9 @@ def activated_weight(logit: Tensor, temperature: float = 1.0) -> Tensor:
     generated samples in. A perfect discriminator (logit = +inf on data, -inf on samples) gives weights 1
     and 0, the plain VAE (Lemma 2)."""
     return torch.sigmoid(logit.detach() / temperature)
+
+
+def kl_value(t_real: Tensor, t_fake: Tensor) -> Tensor:
+    """f-GAN value for KL(p_real || p_fake) (DALI eq. 8; f(u) = u log u, f*(t) = exp(t - 1)):
+    E_real T - E_fake exp(T - 1) <= KL, with equality at T* = 1 + log p_real/p_fake. Scalar."""
+    return t_real.mean() - torch.exp(t_fake - 1).mean()

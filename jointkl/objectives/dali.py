@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributions as D
 
-from jointkl.divergences.ratio import discriminator_loss, generator_loss
+from jointkl.divergences.ratio import discriminator_loss, generator_loss, kl_value
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian
 from jointkl.nets import MLP
@@ -32,12 +32,6 @@ from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
 VARIANTS = ("gan", "f", "l2")
-
-
-def kl_value(t_real: torch.Tensor, t_fake: torch.Tensor) -> torch.Tensor:
-    """f-GAN value for KL(p_real || p_fake) (eq. 8; f(u) = u log u, f*(t) = exp(t - 1)):
-    E_real T - E_fake exp(T - 1) <= KL, with equality at T* = 1 + log p_real/p_fake. Scalar."""
-    return t_real.mean() - torch.exp(t_fake - 1).mean()
 
 
 @dataclass(frozen=True)
