@@ -15,6 +15,16 @@ When Q's log-density is known (a prior N(0, I)), `knn_kl_to_density` needs only 
 (Kozachenko & Leonenko 1987; V_d the volume of the unit d-ball). Only the entropy is estimated, so it is much
 less biased in higher dimensions: for Gaussians in 10-d with n = 4,000 the two-sample estimate was 15-60 % off,
 this one within 5 % (k = 1; tests/test_knn_kl.py).
+
+When neither density is known, `knn_kl(..., correction="gaussian")` subtracts the estimator's bias on Gaussian
+stand-ins: with P_G, Q_G the Gaussians moment-matched to the two samples and x~, y~ draws of the same sizes from them,
+
+    D_bc = D(x, y) - (D(x~, y~) - KL(P_G || Q_G))                              (parametric-bootstrap bias correction)
+
+The k-NN bias in 10-d comes mostly from the spread and correlation mismatch of P and Q, which the stand-ins share.
+Measured at n = m = 4,000, k = 5, seeds 0-2 (tests/test_knn_kl.py): Gaussians 0.98-1.07 x the exact KL (plain:
+0.40-1.33 x), products of Laplaces 1.06-1.10 x (plain 1.23-1.26 x); for heavy tails it helps less: Student-t(3)
+against N(0, I) 0.53-0.69 x (plain 0.32-0.34 x).
 """
 from __future__ import annotations
 
@@ -30,14 +40,37 @@ def kth_nn_distance(x: Tensor, y: Tensor, k: int, chunk: int = 512) -> Tensor:
     return torch.cat([torch.cdist(xb, y).topk(k, dim=1, largest=False).values[:, -1] for xb in x.split(chunk)])
 
 
-def knn_kl(x: Tensor, y: Tensor, k: int = 5) -> float:
-    """Estimate KL(P || Q) in nats from samples x ~ P (n, d) and y ~ Q (m, d) (computed in float64)."""
+def knn_kl(x: Tensor, y: Tensor, k: int = 5, correction: str = "none", seed: int = 0) -> float:
+    """Estimate KL(P || Q) in nats from samples x ~ P (n, d) and y ~ Q (m, d) (computed in float64).
+
+    correction="gaussian" removes the bias measured on moment-matched Gaussian stand-ins (module docstring), drawn
+    with a generator seeded by `seed`; "none" is the plain estimator of Wang et al. (the papers' ITE package)."""
     x, y = torch.as_tensor(x).double().flatten(1), torch.as_tensor(y).double().flatten(1)
     (n, d), m = x.shape, y.shape[0]
     if y.shape[1] != d:
         raise ValueError(f"knn_kl needs samples of one dimension; got {d} and {y.shape[1]}")
     if not 1 <= k < min(n, m + 1):
         raise ValueError(f"knn_kl needs 1 <= k < n and k <= m; got k={k}, n={n}, m={m}")
+    if correction not in ("none", "gaussian"):
+        raise ValueError(f"knn_kl correction must be 'none' or 'gaussian'; got {correction!r}")
+    plain = _knn_kl(x, y, k)
+    if correction == "none":
+        return plain
+    if min(n, m) <= d:
+        raise ValueError(f"knn_kl correction='gaussian' needs more samples than dimensions; got n={n}, m={m}, d={d}")
+    g = torch.Generator().manual_seed(seed)
+    p_g, q_g = _moment_matched(x), _moment_matched(y)
+    stand_in = [dist.loc + torch.randn(len(s), d, generator=g, dtype=torch.float64) @ dist.scale_tril.T
+                for dist, s in ((p_g, x), (q_g, y))]
+    return plain - (_knn_kl(*stand_in, k) - float(torch.distributions.kl_divergence(p_g, q_g)))
+
+
+def _moment_matched(x: Tensor) -> torch.distributions.MultivariateNormal:
+    return torch.distributions.MultivariateNormal(x.mean(0), torch.cov(x.T).reshape(x.shape[1], x.shape[1]))
+
+
+def _knn_kl(x: Tensor, y: Tensor, k: int) -> float:
+    (n, d), m = x.shape, y.shape[0]
     rho = kth_nn_distance(x, x, k + 1)      # (n,) the nearest "neighbour" of x_i among the x's is x_i itself
     nu = kth_nn_distance(x, y, k)           # (n,)
     if (rho == 0).any() or (nu == 0).any():
