@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="folder of the file datasets (default $JOINTKL_DATA or ./data)")
     r.add_argument("--seeds", type=int, help="seeds per entry (default: each entry's own)")
     r.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
+    r.add_argument("--estimate", action="store_true",
+                   help="print each entry's expected training time (a few probed steps) and stop; trains nothing")
 
     lst = sub.add_parser("list", help="list models, data or tables")
     lst.add_argument("what", choices=["models", "data", "tables"])
@@ -132,7 +134,7 @@ def _list(a) -> None:
 
 def _reproduce(a) -> None:
     from jointkl.reproduce import run_tables
-    run_tables(a.tables, Path(a.out), seeds=a.seeds, scale=a.scale or "default")
+    run_tables(a.tables, Path(a.out), seeds=a.seeds, scale=a.scale or "default", estimate_only=a.estimate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,3 +64,36 @@ def save_curves(rows: list[dict], path: str | Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def save_entry_curves(csvs: list[Path], path: str | Path, root: Path, max_legend: int = 12) -> bool:
+    """Every run's player losses (`PLAYER/loss` columns of its metrics.csv) over steps, one panel per player,
+    one line per run (labelled by its folder under `root`), for a reproduction entry. False if no run logged."""
+    import csv
+    runs = []
+    for p in csvs:
+        with open(p) as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            runs.append((str(p.parent.relative_to(root)), rows))
+    panels = sorted({k for _, rows in runs for k in rows[0] if k.endswith("/loss")})
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, key in zip(axes[0], panels):
+        for i, (label, rows) in enumerate(runs):
+            if key in rows[0]:
+                vals = [float(r[key]) if r[key] not in ("", None) else np.nan for r in rows]
+                ax.plot([float(r["step"]) for r in rows], vals, lw=1, marker="." if len(rows) < 5 else None,
+                        color=colors[i % len(colors)])
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+    if len(runs) <= max_legend:             # one colour per run across the panels
+        fig.legend([plt.Line2D([], [], color=colors[i % len(colors)]) for i in range(len(runs))],
+                   [label for label, _ in runs], fontsize=6, loc="lower center", ncol=min(len(runs), 4))
+        fig.subplots_adjust(bottom=0.2 + 0.05 * ((len(runs) - 1) // 4))
+    fig.suptitle(f"training losses of {len(runs)} run(s)", fontsize=9, y=1.03)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return True

@@ -28,10 +28,13 @@ def test_entry_runs_at_quick_scale(capped, tmp_path, tid):
     report = (tmp_path / "report.md").read_text()
     assert tid in report and result.verdict in report and "quick" in report
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64") == len(result.figures)
+    logged = [p for p in (tmp_path / "quick" / tid).rglob("metrics.csv") if len(p.read_text().splitlines()) > 1]
+    assert ((tmp_path / "quick" / tid / "training_curves.png") in result.figures) == bool(logged)
+    assert bool(logged) == (tid != "avb-fig3")       # every entry but the VB one trains through the trainer
 
 
 @pytest.mark.parametrize("tid", [tid for tid in BUILT if TABLES[tid].full_data])
-def test_full_scale_reads_files_in_the_real_format(capped, tmp_path, monkeypatch, tid):
+def test_full_scale_reads_files_in_the_real_format(capped, tmp_path, monkeypatch, capsys, tid):
     from test_data_files import write_mnist          # fake files in the real formats
     writers = {"mnist": lambda root: write_mnist(root / "mnist", n=(40, 20))}
     monkeypatch.setenv("JOINTKL_DATA", str(tmp_path / "data"))
@@ -41,6 +44,13 @@ def test_full_scale_reads_files_in_the_real_format(capped, tmp_path, monkeypatch
     result = run_tables([tid], tmp_path, seeds=1, scale="full")[tid]
     assert all(math.isfinite(v) for row in result.rows for v in row.ours)
     assert any((tmp_path / "full" / tid).iterdir())
+    assert "expected training time: about" in capsys.readouterr().out     # --full says how long it will take
+
+
+def test_seconds_per_step_is_a_positive_time_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    t = reproduce.seconds_per_step("gan", "grid25", {"hidden": 16, "layers": 1, "batch_size": 8}, steps=2)
+    assert 0 < t < 60 and not any(tmp_path.iterdir())
 
 
 def test_cached_runs_are_not_retrained(capped, tmp_path):
@@ -63,3 +73,11 @@ def test_unknown_scale_and_table(tmp_path):
         run_tables([], tmp_path, scale="huge")
     with pytest.raises(JointKLError, match="unknown table"):
         run_tables(["no-such-table"], tmp_path)
+
+
+def test_estimate_only_trains_nothing_and_writes_no_report(capped, tmp_path, capsys):
+    assert run_tables(["su-ali", "avb-fig3"], tmp_path, seeds=1, scale="quick", estimate_only=True) == {}
+    out = capsys.readouterr().out
+    assert "expected training time: about" in out and "expected training time in all" in out
+    assert not list(tmp_path.rglob("config.yaml")) and not (tmp_path / "report.md").exists()
+    assert not reproduce.ESTIMATE_ONLY                  # a later run_tables trains again

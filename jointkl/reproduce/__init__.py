@@ -58,6 +58,7 @@ class Table:
     seeds: int = 3                    # at the default and full scales
     quick_seeds: int = 1
     full_data: tuple[str, ...] = ()   # the file data sets (jointkl.data.files) the full scale reads
+    probed: bool = True               # its training goes through train_many, so `--estimate` can time it
 
 
 def pick(scale: str, quick, default, full=None):
@@ -110,6 +111,66 @@ def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
     return same and (out / "checkpoints" / f"step-{tcfg.steps:08d}").exists()
 
 
+def seconds_per_step(model: str, data: str, opts: dict, steps: int = 4) -> float:
+    """Wall seconds of one training step of this job on one thread, timed over `steps` steps after one
+    warm-up step (the trainer is built in a scratch folder; nothing is written where the run will go)."""
+    import tempfile
+    import torch
+    from jointkl.api import _dataset
+    from jointkl.objectives import get
+    from jointkl.training.config import split_options
+    from jointkl.training.trainer import Trainer
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                      # as each training process of `train_many` runs
+    try:
+        cls = get(model)
+        tcfg, mcfg = split_options(dict(opts), cls.Config, model)
+        ds = _dataset(data)
+        torch.manual_seed(tcfg.seed)
+        with tempfile.TemporaryDirectory() as d, torch.enable_grad():
+            trainer = Trainer(cls(mcfg, ds.shape, ds.kind), ds, tcfg, Path(d))
+            trainer.train_step()
+            start = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step()
+            return (time.perf_counter() - start) / steps
+    finally:
+        torch.set_num_threads(threads)
+
+
+ESTIMATE = False                      # run_tables sets it above the quick scale: say how long training will take
+ESTIMATE_ONLY = False                 # `reproduce --estimate`: say it, then stop the entry before training
+
+
+class _Estimated(Exception):
+    """Raised by train_many under ESTIMATE_ONLY once the entry's expected time is printed."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+
+def _hours(seconds: float) -> str:
+    h, m = divmod(max(1, round(seconds / 60)), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def _say_estimate(todo: list[tuple], workers: int) -> float:
+    """Probe each distinct (model, data, options but seed) once and print the expected training time."""
+    per_step: dict[str, float] = {}
+    total = 0.0
+    for m, d, _, opts in todo:
+        key = repr((m, d, sorted((k, str(v)) for k, v in opts.items() if k != "seed")))
+        if key not in per_step:
+            per_step[key] = seconds_per_step(m, d, opts)
+        total += per_step[key] * opts.get("steps", 2000)
+    wall = total / min(workers, len(todo))
+    fast, slow = min(per_step.values()), max(per_step.values())
+    print(f"  expected training time: about {_hours(wall)} for {len(todo)} run(s) on {workers} "
+          f"process(es) (probed {fast * 1e3:.0f}-{slow * 1e3:.0f} ms/step on one thread; evaluation not included)",
+          flush=True)
+    return wall
+
+
 def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = None) -> None:
     """Train (model, data, out, options) jobs not already cached, `workers` processes at a time."""
     if STEP_CAP:
@@ -119,6 +180,10 @@ def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = No
     if not todo:
         return
     workers = workers or min(len(todo), os.cpu_count() or 1)
+    if ESTIMATE or ESTIMATE_ONLY:
+        wall = _say_estimate(todo, workers)
+        if ESTIMATE_ONLY:
+            raise _Estimated(wall)
     from tqdm.auto import tqdm
     bar = tqdm(total=len(todo), desc=f"  {len(todo)} run(s) on {workers} process(es)", unit="run")
     try:
@@ -136,11 +201,39 @@ def train_many(jobs: list[tuple[str, str, Path, dict]], workers: int | None = No
         bar.close()
 
 
+def _add_training_curves(result: Result, folder: Path) -> None:
+    """Append a figure of the losses of every training run under `folder` (if any logged) to the result."""
+    from jointkl.plots import save_entry_curves
+    path = folder / "training_curves.png"
+    if folder.exists() and save_entry_curves(sorted(folder.rglob("metrics.csv")), path, folder):
+        result.figures.append(path)
+
+
 # ---- the command -----------------------------------------------------------------------------------------
 
-def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str = "default") -> dict[str, Result]:
+def _estimate_tables(ids: list[str], out: Path, seeds: int | None, scale: str) -> dict:
+    total = 0.0
+    for i in ids:
+        t = TABLES[i]
+        print(f"== {t.id}: {t.title}", flush=True)
+        if not t.probed:
+            print("  not probed: this entry trains outside train_many (see its protocol for its steps)")
+            continue
+        try:
+            if t.run is not None:
+                t.run(out / scale / t.id, seeds or (t.quick_seeds if scale == "quick" else t.seeds), scale)
+            print("  nothing to train (cached, or no training runs)")
+        except _Estimated as e:
+            total += e.seconds
+    print(f"expected training time in all: about {_hours(total)}")
+    return {}
+
+
+def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str = "default",
+               estimate_only: bool = False) -> dict[str, Result]:
     """Run the entries `ids` (all if empty) at `scale`; training runs go to out/SCALE/ID/ (cached there),
-    the report to out/report.md and out/report.html."""
+    the report to out/report.md and out/report.html. `estimate_only`: print each entry's expected training
+    time and return {} without training or writing a report."""
     from jointkl.report import print_table, write_report
     if scale not in SCALES:
         raise JointKLError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -149,6 +242,13 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
     if unknown:
         raise JointKLError(f"unknown table {unknown[0]!r}; choose from: {', '.join(TABLES)}")
     out.mkdir(parents=True, exist_ok=True)
+    global ESTIMATE, ESTIMATE_ONLY
+    ESTIMATE, ESTIMATE_ONLY = scale != "quick", estimate_only
+    if estimate_only:
+        try:
+            return _estimate_tables(ids, out, seeds, scale)
+        finally:
+            ESTIMATE_ONLY = False
     results: dict[str, Result] = {}
     for i in ids:
         t = TABLES[i]
@@ -160,6 +260,7 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
             n = seeds or (t.quick_seeds if scale == "quick" else t.seeds)
             results[i] = t.run(out / scale / t.id, n, scale)
             results[i].seconds = time.time() - start
+            _add_training_curves(results[i], out / scale / t.id)
         print_table(t, results[i], sys.stdout)
     write_report({i: TABLES[i] for i in ids}, results, out, scale)
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")

@@ -247,4 +247,4 @@ register(Table("avb-fig3", "AVB Fig. 3-4: Eight Schools, KL to the NUTS posterio
                "The paper's model (N(0, 1) priors, tau unconstrained) on the authors' rescaled data; AVB with a "
                "neural sampler and Adaptive Contrast vs mean-field and full-rank Gaussian VB, same iterations; "
                "KL to a cached Pyro NUTS reference (checked against exact quadrature moments) by k-NN; KDE "
-               "marginals (mu, tau) and (tau, eta_1) as Fig. 4.", avb_fig3, seeds=3))
+               "marginals (mu, tau) and (tau, eta_1) as Fig. 4.", avb_fig3, seeds=3, probed=False))
