@@ -2,7 +2,9 @@
 
 Every conditional returns a Distribution whose event is the whole variable (`Independent` over its
 dimensions), so `log_prob` is a joint log-density per example and `rsample` is reparameterized where the
-family allows it. Dirac and Implicit conditionals have samples but no density: the papers replace their
+family allows it. The network is `jointkl.nets.build(arch, in_dim, ...)`: `in_dim` is the first input's size or
+shape (an image (C, H, W) gets a conv encoder under arch="dcgan") and `extra_dim` the size of further vector
+inputs such as a one-hot label. Dirac and Implicit conditionals have samples but no density: the papers replace their
 density ratios by an adversary (Su eq. 12; AVB Sec. 3).
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch.distributions as D
 import torch.nn.functional as F
 from torch import nn
 
-from jointkl.nets import MLP
+from jointkl.nets import build, repeat_call
 
 Shape = int | tuple[int, ...]
 
@@ -26,21 +28,22 @@ def _shape(s: Shape) -> tuple[int, ...]:
 class Conditional(nn.Module):
     """`forward(*inputs) -> Distribution` with event shape `event_shape`."""
 
-    def __init__(self, in_dim: int, event_shape: Shape, out_shape: Shape, hidden: int, layers: int,
-                 net: nn.Module | None):
+    def __init__(self, in_dim: Shape, event_shape: Shape, out_shape: Shape, hidden: int, layers: int,
+                 net: nn.Module | None, arch: str = "mlp", extra_dim: int = 0):
         super().__init__()
         self.event_shape = _shape(event_shape)
-        self.net = net if net is not None else MLP(in_dim, _shape(out_shape), hidden, layers)
+        self.net = net if net is not None else build(arch, in_dim, _shape(out_shape), hidden, layers, extra_dim)
 
 
 class Gaussian(Conditional):
     """N(mu(h), diag sigma(h)^2), reparameterized. `std`: None = predicted per input,
     "global" = one learned std per dimension, a float = fixed."""
 
-    def __init__(self, in_dim: int, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3):
+    def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
+                 std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3,
+                 arch: str = "mlp", extra_dim: int = 0):
         shape = _shape(event_shape)
-        super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net)
+        super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net, arch, extra_dim)
         self.std, self.min_std = std, min_std
         if std == "global":
             self.log_std = nn.Parameter(torch.zeros(shape))
@@ -60,9 +63,9 @@ class Gaussian(Conditional):
 class Bernoulli(Conditional):
     """Independent Bernoulli pixels with logits from the network."""
 
-    def __init__(self, in_dim: int, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None):
-        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net)
+    def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         # no support check: grey values in [0, 1] are scored by the same cross-entropy
@@ -72,8 +75,9 @@ class Bernoulli(Conditional):
 class Categorical(Conditional):
     """A categorical variable with `k` classes."""
 
-    def __init__(self, in_dim: int, k: int, hidden: int = 256, layers: int = 2, net: nn.Module | None = None):
-        super().__init__(in_dim, (), k, hidden, layers, net)
+    def __init__(self, in_dim: Shape, k: int, hidden: int = 256, layers: int = 2, net: nn.Module | None = None,
+                 arch: str = "mlp", extra_dim: int = 0):
+        super().__init__(in_dim, (), k, hidden, layers, net, arch, extra_dim)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         return D.Categorical(logits=self.net(*h))
@@ -104,9 +108,9 @@ class Delta(D.Distribution):
 class Dirac(Conditional):
     """x = f(h): a deterministic network (GAN generator, deterministic encoder; Su eq. 12)."""
 
-    def __init__(self, in_dim: int, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None):
-        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net)
+    def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         return Delta(self.net(*h), len(self.event_shape))
@@ -122,9 +126,9 @@ class _ImplicitDist(D.Distribution):
 
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         n = math.prod(sample_shape)
-        h = [t.repeat(n, *[1] * (t.dim() - 1)) for t in self.h]          # (n*B, ...)
-        eps = torch.randn(h[0].shape[0], self.noise_dim, device=h[0].device)
-        x = self.net(*h, eps)                                              # (n*B, *event)
+        h = [t.repeat(n, *[1] * (t.dim() - 1)) for t in self.h[1:]]      # (n*B, ...)
+        eps = torch.randn(n * self.h[0].shape[0], self.noise_dim, device=self.h[0].device)
+        x = repeat_call(self.net, self.h[0], n, *h, eps)                   # (n*B, *event); a conv trunk runs once
         return x.view(*sample_shape, *self.batch_shape, *self.event_shape)
 
     def log_prob(self, value):
@@ -134,19 +138,20 @@ class _ImplicitDist(D.Distribution):
 class Implicit(Conditional):
     """x = f(h, eps), eps ~ N(0, I): a neural sampler with an intractable density (AVB eq. 3.5)."""
 
-    def __init__(self, in_dim: int, event_shape: Shape, noise_dim: int, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None):
-        super().__init__(in_dim + noise_dim, event_shape, event_shape, hidden, layers, net)
+    def __init__(self, in_dim: Shape, event_shape: Shape, noise_dim: int, hidden: int = 256, layers: int = 2,
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0):
+        # eps joins the inputs last (under dcgan after the conv trunk, with the other vectors)
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim + noise_dim)
         self.noise_dim = noise_dim
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         return _ImplicitDist(self.net, h, self.noise_dim, self.event_shape)
 
 
-def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int) -> Conditional:
+def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int, arch: str = "mlp") -> Conditional:
     """p(x|z) for a data kind: Bernoulli pixels or a Gaussian with a learned global std."""
     if kind == "bernoulli":
-        return Bernoulli(in_dim, data_shape, hidden, layers)
+        return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch)
     if kind == "gaussian":
-        return Gaussian(in_dim, data_shape, hidden, layers, std="global")
+        return Gaussian(in_dim, data_shape, hidden, layers, std="global", arch=arch)
     raise ValueError(f"unknown decoder {kind!r}; choose bernoulli or gaussian")

@@ -13,6 +13,7 @@ a GAN with x and z exchanged, plus a reconstruction term (Su eqs. 27-34).
 
 Su names the two sides the other way round (his p is our q). Samples are G(z) for z ~ p(z), taken as
 the decoder's mean; for image data a dirac decoder's output goes through a sigmoid, as in GAN.generate.
+`arch=dcgan` (image data): conv encoder and deconv decoder (`jointkl.nets.conv`); D(z) stays an MLP.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 from jointkl.divergences.ratio import GENERATOR_LOSSES, discriminator_loss, generator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian, decoder
-from jointkl.nets import MLP
+from jointkl.nets import MLP, check_arch
 from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import LatentVariableModel, decoder_kind
@@ -34,6 +35,7 @@ class AAEConfig:
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
+    arch: str = "mlp"               # mlp | dcgan (conv encoder and decoder, image data only; D(z) is an MLP)
     encoder: str = "dirac"          # dirac (z = E(x), Su eq. 27) | gaussian (reparameterized)
     decoder: str = "auto"           # auto (bernoulli for binary/image, else gaussian) | bernoulli | gaussian | dirac
     lam: float = 1.0                # weight of the reconstruction term (lambda of eq. 34)
@@ -58,9 +60,12 @@ class AAE(LatentVariableModel):
         kind = decoder_kind(cfg.decoder, data_kind)
         if kind not in ("bernoulli", "gaussian", "dirac"):
             raise JointKLError(f"unknown decoder {cfg.decoder!r}; choose auto, bernoulli, gaussian or dirac")
-        x_dim, d, h, n = int(torch.Size(data_shape).numel()), cfg.latent_dim, cfg.hidden, cfg.layers
-        self.q_z = Gaussian(x_dim, d, h, n) if cfg.encoder == "gaussian" else Dirac(x_dim, d, h, n)
-        self.p_x = Dirac(d, data_shape, h, n) if kind == "dirac" else decoder(kind, d, data_shape, h, n)
+        check_arch(cfg.arch, data_shape)
+        d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
+        self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
+                    else Dirac(data_shape, d, h, n, arch=arch))
+        self.p_x = (Dirac(d, data_shape, h, n, arch=arch) if kind == "dirac"
+                    else decoder(kind, d, data_shape, h, n, arch))
         self.D = MLP(d, 1, h, n)                                          # logit of D(z)
 
     def players(self):

@@ -20,7 +20,9 @@ gradient is exactly minus its "minimax" gradient: it makes its pairs easier to t
 gradient equals its "nonsaturating" gradient (tests/test_aae_ali.py checks both). "vi_full" puts the
 dropped encoder term back (its value is zero at q = q_old, its encoder gradient is that of E_p -log q(z|x),
 DALI's cycle term); the decoder's KL term stays out, as its gradient is zero.
-For image data the decoder's output goes through a sigmoid, as in GAN.generate.
+For image data the decoder's output goes through a sigmoid, as in GAN.generate. `arch=dcgan` (image data):
+encoder and D(x, z) are conv nets, z joining D's conv features of x before its FC layer; the decoder is a
+deconv generator (`jointkl.nets.conv`).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import torch
 from jointkl.divergences.ratio import discriminator_loss, generator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian
-from jointkl.nets import MLP
+from jointkl.nets import build, check_arch
 from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import LatentVariableModel
@@ -56,6 +58,7 @@ class ALIConfig:
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
+    arch: str = "mlp"               # mlp | dcgan (conv encoder, decoder and D; image data only)
     encoder: str = "gaussian"       # gaussian (reparameterized, Su) | dirac (z = E(x), BiGAN)
     decoder: str = "dirac"          # dirac (x = G(z)) | gaussian (learned global std, Su)
     loss: str = "nonsaturating"     # minimax (eq. 42) | nonsaturating (eq. 43) | vi (eq. 41) | vi_full (eq. 40)
@@ -78,11 +81,13 @@ class ALI(LatentVariableModel):
                 raise JointKLError(f"unknown {what} {getattr(cfg, what)!r}; choose one of {', '.join(CONDITIONALS)}")
         if cfg.loss == "vi_full" and cfg.encoder != "gaussian":
             raise JointKLError("loss=vi_full needs encoder=gaussian (eq. 40 has log q(z|x))")
-        x_dim, d, h, n = int(torch.Size(data_shape).numel()), cfg.latent_dim, cfg.hidden, cfg.layers
-        self.q_z = Gaussian(x_dim, d, h, n) if cfg.encoder == "gaussian" else Dirac(x_dim, d, h, n)
-        self.p_x = (Gaussian(d, data_shape, h, n, std="global") if cfg.decoder == "gaussian"
-                    else Dirac(d, data_shape, h, n))
-        self.D = MLP(x_dim + d, 1, h, n)                                  # logit of D(x, z)
+        check_arch(cfg.arch, data_shape)
+        d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
+        self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
+                    else Dirac(data_shape, d, h, n, arch=arch))
+        self.p_x = (Gaussian(d, data_shape, h, n, std="global", arch=arch) if cfg.decoder == "gaussian"
+                    else Dirac(d, data_shape, h, n, arch=arch))
+        self.D = build(arch, data_shape, 1, h, n, extra_dim=d)            # logit of D(x, z)
 
     def players(self):
         c = self.cfg

@@ -20,6 +20,8 @@ minus KL(r||p)). It is NOT a bound: T's error enters with either sign (PAPER-NOT
 s(z|x) = 0.9 KDE(z; `fit` draws of q(z|x), Scott bandwidth) + 0.1 p(z) (the prior part bounds the weights by
 10 p(x|z)). The mean weight is unbiased for p(x), so this is a stochastic lower bound on log p(x) that tends to
 it as k grows, whatever the encoder learned. `AVBVI` is AVB as variational Bayes for a log-density (Sec. 5.1).
+`arch=dcgan` (image data): the decoder is a deconv net, the encoder f(x, eps) and T(x, z) conv nets on x with eps
+or z joining the conv features before the FC layer; their conv trunks run once per x however many draws of z.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from jointkl.divergences.importance import iwae_bound
 from jointkl.divergences.ratio import discriminator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Implicit, decoder
-from jointkl.nets import MLP
+from jointkl.nets import build, check_arch, repeat_call
 from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import LatentVariableModel, decoder_kind
@@ -48,6 +50,7 @@ class AVBConfig:
                                     # >= latent_dim, or q(z|x) lives on a manifold and has no density ratio to p(z)
     hidden: int = 256
     layers: int = 2
+    arch: str = "mlp"               # mlp | dcgan (conv encoder, decoder and adversary; image data only)
     decoder: str = "auto"           # auto | bernoulli | gaussian (as the VAE)
     adaptive_contrast: bool = False  # Sec. 4
     ac_samples: int = 16            # draws of q(z|x) per x for the moments of r(z|x), eq. 4.2
@@ -73,14 +76,15 @@ class Adversary(nn.Module):
     """T(x, z) = t(x, z) - log N(z; 0, I) (or t alone); optimal at log q(z|x) - log N(z; 0, I) (Prop. 1), where
     N(0, I) is the prior, or r_0 of the normalized z~ with Adaptive Contrast (eq. 4.3)."""
 
-    def __init__(self, x_dim: int, latent_dim: int, hidden: int, layers: int, add_prior: bool = True):
+    def __init__(self, x_shape: int | tuple[int, ...], latent_dim: int, hidden: int, layers: int,
+                 add_prior: bool = True, arch: str = "mlp"):
         super().__init__()
-        self.net, self.add_prior = MLP(x_dim + latent_dim, 1, hidden, layers), add_prior
+        self.net, self.add_prior = build(arch, x_shape, 1, hidden, layers, extra_dim=latent_dim), add_prior
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x (B, ...) and z (K, B, d) -> T (K, B); x is shared by the K draws."""
         k = z.shape[0]
-        t = self.net(x.repeat(k, *[1] * (x.dim() - 1)), z.flatten(0, 1)).view(k, -1)   # (K, B)
+        t = repeat_call(self.net, x, k, z.flatten(0, 1)).view(k, -1)      # (K, B)
         return t - std_normal_log_prob(z) if self.add_prior else t
 
 
@@ -92,11 +96,12 @@ class AVB(LatentVariableModel):
 
     def __init__(self, cfg: AVBConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
+        check_arch(cfg.arch, data_shape)
         x_dim, d = int(torch.Size(data_shape).numel()), cfg.latent_dim
-        self.q_z = Implicit(x_dim, d, cfg.noise_dim, cfg.hidden, cfg.layers)
-        self.p_x = (decoder(decoder_kind(cfg.decoder, data_kind), d, data_shape, cfg.hidden, cfg.layers)
+        self.q_z = Implicit(data_shape, d, cfg.noise_dim, cfg.hidden, cfg.layers, arch=cfg.arch)
+        self.p_x = (decoder(decoder_kind(cfg.decoder, data_kind), d, data_shape, cfg.hidden, cfg.layers, cfg.arch)
                     if x_dim else None)                                    # no x: variational Bayes (AVBVI)
-        self.T = Adversary(x_dim, d, cfg.adv_hidden or cfg.hidden, cfg.layers, cfg.adv_prior)
+        self.T = Adversary(data_shape, d, cfg.adv_hidden or cfg.hidden, cfg.layers, cfg.adv_prior, cfg.arch)
 
     def players(self):
         model = [p for n, p in self.named_parameters() if not n.startswith("T.")]

@@ -16,6 +16,8 @@ Algorithm 1: "disc" (D), then "gen" (G and E together), each on its own z batch.
 `encoder_on_disc_features` E reads D's last hidden layer (Sec. 4); only the "disc" player updates those
 layers, while G still gets the cycle gradient through them. Encoding is the mean of q(z|x);
 reconstruction G(mu(x)) (Sec. 3.5). For image data G's output passes through a sigmoid.
+`arch=dcgan` (image data): G is a deconv generator, D and E conv nets (`jointkl.nets.conv`); with
+`encoder_on_disc_features` E is an MLP head (1 x hidden) on D's FC-1024 layer.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import torch.distributions as D
 from jointkl.divergences.ratio import discriminator_loss, generator_loss, kl_value
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian
-from jointkl.nets import MLP
+from jointkl.nets import build, check_arch, features
 from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
@@ -39,6 +41,7 @@ class DALIConfig:
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
+    arch: str = "mlp"                      # mlp | dcgan (conv G, D, E; image data only)
     variant: str = "gan"                   # gan | f | l2
     lam: float | None = None               # lambda of eq. 10; None = 1/latent_dim (Sec. 4)
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
@@ -58,13 +61,14 @@ class DALI(Objective):
         super().__init__(cfg, data_shape, data_kind)
         if cfg.variant not in VARIANTS:
             raise JointKLError(f"unknown DALI variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
-        x_dim = int(torch.Size(data_shape).numel())
-        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers)
-        self.D = MLP(x_dim, 1, cfg.hidden, cfg.layers)
+        check_arch(cfg.arch, data_shape)
+        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch)
+        self.D = build(cfg.arch, data_shape, 1, cfg.hidden, cfg.layers)
         feats = cfg.encoder_on_disc_features
         # on D's features E only needs a head (the paper's "two separated fully connected networks")
-        self.E = Gaussian(cfg.hidden if feats else x_dim, cfg.latent_dim, cfg.hidden, 1 if feats else cfg.layers,
-                          std=1.0 if cfg.variant == "l2" else None, min_std=cfg.min_std)
+        self.E = Gaussian(self.D.net[-1].in_features if feats else data_shape, cfg.latent_dim, cfg.hidden,
+                          1 if feats else cfg.layers, std=1.0 if cfg.variant == "l2" else None, min_std=cfg.min_std,
+                          arch=cfg.arch)
         self.lam = cfg.lam if cfg.lam is not None else 1.0 / cfg.latent_dim
 
     @property
@@ -83,8 +87,8 @@ class DALI(Objective):
 
     def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """D's last hidden layer and its logit (the f variant reads the logit as T(x) of eq. 8)."""
-        h = self.D.net[:-1](x.flatten(1))                          # (B, hidden)
-        return h, self.D.net[-1](h).squeeze(1)                     # (B, hidden), (B,)
+        h = features(self.D, x)                                    # (B, hidden), or (B, 1024) under dcgan
+        return h, self.D.net[-1](h).squeeze(1)                     # (B, width), (B,)
 
     def q_z(self, x: torch.Tensor, h: torch.Tensor | None = None) -> D.Distribution:
         """q(z|x) = N(mu(x), diag sigma^2(x)) (eq. 9); h: D's features of x, if already computed."""

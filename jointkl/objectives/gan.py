@@ -15,6 +15,8 @@ G_old is the generator at the start of the current generator period; all `g_step
 share one z batch (as in Su's own code, which uses reg=5 and g_steps=2). With g_steps=1 the
 regularizer's gradient is exactly zero, because G = G_old where it is evaluated.
 The squared distance is averaged over data dimensions, so reg has the scale of Su's code.
+`arch=dcgan` (image data): G is a DCGAN deconv generator and D a conv discriminator (`jointkl.nets.conv`);
+CGAN's one-hot c joins G's input vector and D's conv features.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import torch
 from jointkl.divergences.importance import discriminator_weights
 from jointkl.divergences.ratio import discriminator_loss, generator_loss, generator_loss_per_sample
 from jointkl.joints import Dirac
-from jointkl.nets import MLP
+from jointkl.nets import build, check_arch
 from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
@@ -35,6 +37,7 @@ class GANConfig:
     latent_dim: int = 8
     hidden: int = 128
     layers: int = 3
+    arch: str = "mlp"               # mlp | dcgan (conv G and D, image data only; hidden/layers then unused)
     loss: str = "nonsaturating"     # nonsaturating | minimax
     reg: float = 0.0                # Su eq. 26 weight (lambda); 0 disables
     iw: bool = False                # importance-weighted generator loss (IWGAN, Hu eq. 16)
@@ -55,9 +58,10 @@ class GAN(Objective):
     def __init__(self, cfg: GANConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
         generator_loss(torch.zeros(1), cfg.loss)   # validate the loss name at construction
-        x_dim, c = int(torch.Size(data_shape).numel()), self.cond_dim
-        self.G = Dirac(cfg.latent_dim + c, data_shape, cfg.hidden, cfg.layers)
-        self.D = MLP(x_dim + c, 1, cfg.hidden, cfg.layers)
+        check_arch(cfg.arch, data_shape)
+        c = self.cond_dim
+        self.G = Dirac(cfg.latent_dim + c, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch)
+        self.D = build(cfg.arch, data_shape, 1, cfg.hidden, cfg.layers, extra_dim=c)
         self._z = self._c = self._x_old = None
 
     def condition(self, y: torch.Tensor | None) -> tuple[torch.Tensor, ...]:

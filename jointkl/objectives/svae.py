@@ -47,7 +47,7 @@ class SVAE(CVAE):
 
     def __init__(self, cfg: SVAEConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
-        self.q_y = Categorical(int(torch.Size(data_shape).numel()), cfg.classes, cfg.hidden, cfg.layers)
+        self.q_y = Categorical(data_shape, cfg.classes, cfg.hidden, cfg.layers, arch=cfg.arch)   # conv under dcgan
 
     def neg_bounds(self, x: torch.Tensor) -> torch.Tensor:
         """-L(x, c) for every class c, one draw of z each. (classes, B)"""

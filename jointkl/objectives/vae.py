@@ -19,6 +19,9 @@ sample per data point (eq. 46, supplement I.2), and weights the VAE term of ever
 (eq. 44 without its constant terms, which carry no gradient for theta and eta, and without Lemma 2's factor
 1/2; samples and weights are detached). T = `aa_temperature` > 1 smooths D (supplement I.2: {1, 1.5, 3, 5}).
 With D perfect, w = 1 on data and 0 on samples and the loss is the plain VAE's (tested).
+
+`arch=dcgan` (image data): q(z|x), D(x) are conv encoders and p(x|z) a deconv decoder (`jointkl.nets.conv`);
+a one-hot label (cvae, svae) joins the encoders' conv features and the decoder's input vector.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from jointkl.divergences.kl import kl
 from jointkl.divergences.ratio import activated_weight, discriminator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Gaussian, decoder
-from jointkl.nets import MLP
+from jointkl.nets import build, check_arch
 from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
@@ -42,6 +45,7 @@ class VAEConfig:
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 2
+    arch: str = "mlp"           # mlp | dcgan (conv encoder, decoder and D; image data only; hidden/layers then unused)
     decoder: str = "auto"       # auto (bernoulli for binary/image data, gaussian otherwise) | bernoulli | gaussian
     lr: float = 1e-3
     aa: bool = False            # adversary activation (Hu eq. 17): a learned D weights data and model samples
@@ -111,12 +115,14 @@ class VAE(LatentVariableModel):
         super().__init__(cfg, data_shape, data_kind)
         if cfg.aa_temperature <= 0:
             raise JointKLError(f"aa_temperature={cfg.aa_temperature} must be > 0 (Hu picks from 1, 1.5, 3, 5)")
-        x_dim, c = int(torch.Size(data_shape).numel()), self.cond_dim
-        self.q_z = Gaussian(x_dim + c, cfg.latent_dim, cfg.hidden, cfg.layers)
-        self.p_x = decoder(decoder_kind(cfg.decoder, data_kind), cfg.latent_dim + c, data_shape, cfg.hidden, cfg.layers)
+        check_arch(cfg.arch, data_shape)
+        c, arch = self.cond_dim, cfg.arch
+        self.q_z = Gaussian(data_shape, cfg.latent_dim, cfg.hidden, cfg.layers, arch=arch, extra_dim=c)
+        self.p_x = decoder(decoder_kind(cfg.decoder, data_kind), cfg.latent_dim + c, data_shape, cfg.hidden,
+                           cfg.layers, arch)
         if cfg.aa:                                     # on a forked RNG: every other net starts as in the plain model
             with torch.random.fork_rng(devices=[]):
-                self.D = MLP(x_dim + self.critic_dim, 1, cfg.hidden, cfg.layers)
+                self.D = build(arch, data_shape, 1, cfg.hidden, cfg.layers, extra_dim=self.critic_dim)
 
     def players(self):
         model = Player("vae", [p for n, p in self.named_parameters() if not n.startswith("D.")], lr=self.cfg.lr)
