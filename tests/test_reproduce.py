@@ -81,3 +81,17 @@ def test_estimate_only_trains_nothing_and_writes_no_report(capped, tmp_path, cap
     assert "expected training time: about" in out and "expected training time in all" in out
     assert not list(tmp_path.rglob("config.yaml")) and not (tmp_path / "report.md").exists()
     assert not reproduce.ESTIMATE_ONLY                  # a later run_tables trains again
+
+
+def test_a_config_field_added_later_counts_as_its_default(capped, tmp_path):
+    """Runs cached before a model gained an option (e.g. `arch`) were trained with its default: not retrained."""
+    import yaml
+    run_tables(["su-ali"], tmp_path, seeds=1, scale="quick")
+    cfgs = sorted(tmp_path.glob("quick/su-ali/*/config.yaml"))
+    for p in cfgs:                                     # as written before `arch` existed
+        meta = yaml.safe_load(p.read_text())
+        meta["model_config"].pop("arch")
+        p.write_text(yaml.safe_dump(meta, sort_keys=False))
+    stamps = [p.stat().st_mtime_ns for p in cfgs]
+    run_tables(["su-ali"], tmp_path, seeds=1, scale="quick")
+    assert cfgs and [p.stat().st_mtime_ns for p in cfgs] == stamps

@@ -66,6 +66,16 @@ def pick(scale: str, quick, default, full=None):
     return {"quick": quick, "default": default, "full": default if full is None else full}[scale]
 
 
+def image_nets(scale: str) -> dict:
+    """The model option that selects the papers' networks: DCGAN-style conv nets at the full scale (DALI Sec. 4,
+    Hu Sec. 6 and supplement I, AVB Sec. 6.2 all use them on MNIST), MLPs below it."""
+    return pick(scale, {}, {}, {"arch": "dcgan"})
+
+
+def nets_name(scale: str) -> str:
+    return "DCGAN-style conv nets" if image_nets(scale) else "MLPs"
+
+
 STEP_CAP: int | None = None           # tests set this to smoke-run every entry for a few steps
 
 
@@ -98,16 +108,19 @@ def _train_job(args: tuple) -> str:
 
 
 def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
-    """A cached run: same model, data and fully resolved config (defaults included), trained to its end."""
+    """A cached run: same model, data and fully resolved config (defaults included), trained to its end. A field
+    added to a config since the run was trained counts as its default (which is what the run trained with)."""
     cfg = out / "config.yaml"
     if not cfg.exists():
         return False
     from jointkl.objectives import get
-    from jointkl.training.config import split_options, to_dict
+    from jointkl.training.config import TrainConfig, split_options, to_dict
     meta = yaml.safe_load(cfg.read_text())
-    tcfg, mcfg = split_options(dict(opts), get(model).Config, model)
+    cls = get(model)
+    tcfg, mcfg = split_options(dict(opts), cls.Config, model)
     same = (meta.get("model") == model and meta.get("data") == data
-            and meta.get("train") == to_dict(tcfg) and meta.get("model_config") == to_dict(mcfg))
+            and {**to_dict(TrainConfig()), **meta.get("train", {})} == to_dict(tcfg)
+            and {**to_dict(cls.Config()), **meta.get("model_config", {})} == to_dict(mcfg))
     return same and (out / "checkpoints" / f"step-{tcfg.steps:08d}").exists()
 
 

@@ -14,7 +14,7 @@ from jointkl.api import load
 from jointkl.eval.recon import reconstruction_mse
 from jointkl.objectives import MODELS
 from jointkl.plots import save_samples
-from jointkl.reproduce import Result, Row, capped, pick, train_many
+from jointkl.reproduce import Result, Row, capped, image_nets, nets_name, pick, train_many
 from jointkl.reproduce.su_ali import grid_rows
 
 GRID = dict(batch_size=256, latent_dim=2, layers=3, lr=1e-3, betas=(0.5, 0.999), log_every=250)
@@ -83,7 +83,7 @@ def dali_table1(out: Path, seeds: int, scale: str = "default", workers: int | No
     """Test reconstruction MSE G(mu(x)) vs x on mnist5k's 1,000 test digits (full MNIST at the full scale),
     with samples and pairs (DALI Fig. 1)."""
     steps, hidden, dataset = pick(scale, 400, 3000, 20000), 256, pick(scale, "mnist5k", "mnist5k", "mnist")
-    train_many(_jobs(out, TABLE1, dataset, {**MNIST, "hidden": hidden, "steps": steps}, seeds), workers)
+    train_many(_jobs(out, TABLE1, dataset, {**MNIST, **image_nets(scale), "hidden": hidden, "steps": steps}, seeds), workers)
     x = data.load(dataset).test[:1000]                                    # (1000, 1, 28, 28)
     rows, figs = [], []
     for label, (model, _, paper) in TABLE1.items():
@@ -101,8 +101,9 @@ def dali_table1(out: Path, seeds: int, scale: str = "default", workers: int | No
     by = {r.method: r for r in rows}
     alis = [r for r in rows if r.method.startswith("ALI")]
     ok = bool(by["DALI"].ours) and all(by["DALI"].mean < r.mean for r in alis)
+    nets = nets_name(scale) if image_nets(scale) else f"MLPs {MNIST['layers']}x{hidden}"
     note = (f"{dataset} ({'4,000 train / 1,000 test digits, not full MNIST' if dataset == 'mnist5k' else 'first 1,000 test digits'}), "
-            f"MLPs {MNIST['layers']}x{hidden}, latent {MNIST['latent_dim']}, batch 100, Adam(0.5, 0.999) lr 2e-4 "
+            f"{nets}, latent {MNIST['latent_dim']}, batch 100, Adam(0.5, 0.999) lr 2e-4 "
             f"(D: 5e-5), {capped(steps)} steps, {seeds} seed(s); per-pixel MSE of G(mean of q(z|x)) on the test digits. "
             "Verdict: DALI's MSE below each ALI loss's. The paper's numbers are full MNIST with conv nets (ALI/ALICE from Li et al. 2017); AAE "
             "trains on pixel reconstruction, which DALI and ALI never see.")
