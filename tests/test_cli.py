@@ -239,10 +239,11 @@ def test_truncated_config_never_crashes(cli, trained_run, tmp_path):
             assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("jointkl: error: "), (i, err)
             assert not out.exists()
             errors += 1
-    # only the trailing lines of model_config that do not shape the network may go (their defaults apply)
+    # only the trailing lines of model_config whose defaults are what the run trained with may go: from the
+    # decoder kind on (arch=mlp, decoder=auto, lr, the AA switch's options)
     import yaml
     config = yaml.safe_load("".join(lines))["model_config"]
-    trailing = list(config)[list(config).index("decoder") + 1:]     # e.g. lr, and the AA switch's options
+    trailing = list(config)[list(config).index("arch") + 1:]
     assert errors >= len(lines) - len(trailing) - 1
 
 

@@ -36,7 +36,8 @@ def test_entry_runs_at_quick_scale(capped, tmp_path, tid):
 @pytest.mark.parametrize("tid", [tid for tid in BUILT if TABLES[tid].full_data])
 def test_full_scale_reads_files_in_the_real_format(capped, tmp_path, monkeypatch, capsys, tid):
     from test_data_files import write_mnist          # fake files in the real formats
-    writers = {"mnist": lambda root: write_mnist(root / "mnist", n=(40, 20))}
+    # 200 training digits: 1 % of them (hu-table3) is a batch of 2, which batch norm (arch=dcgan) needs
+    writers = {"mnist": lambda root: write_mnist(root / "mnist", n=(200, 20))}
     monkeypatch.setenv("JOINTKL_DATA", str(tmp_path / "data"))
     monkeypatch.setattr(data, "_CACHE", {})          # the fake sets never outlive this test
     for name in TABLES[tid].full_data:
