@@ -127,3 +127,18 @@ def test_cli_on_images(cli, tmp_path):
     assert m.encode(x).shape == (3, 4) and m.sample(2).shape == (2, 1, 28, 28)
     line = cli.error("train", "dali", "--steps", "1", "--out", tmp_path / "bad", "variant=wgan")
     assert "variant" in line and "gan, f, l2" in line
+
+
+@pytest.mark.parametrize("name", ["dali", "gan", "ali"])
+def test_g_batchnorm_normalizes_the_generator_only_and_samples_do_not_depend_on_the_batch(tmp_path, name):
+    """Batch norm goes into G's hidden layers (DCGAN's generator; ALI's toy nets), nowhere else; a trained model
+    decodes in eval mode with its running statistics, so one code's output does not depend on its batch."""
+    m = jk.train(name, data="grid25", out=tmp_path / "r", steps=20, latent_dim=2, g_batchnorm=True,
+                 **{**TINY, "layers": 2})
+    g = m.p_x if name == "ali" else m.G
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm1d)]
+    assert len(bns) == 2 and all(any(b is mod for mod in g.modules()) for b in bns)
+    assert all(b.num_batches_tracked > 0 for b in bns)
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    assert not m.training                                                  # in train mode the gap is O(1)
+    torch.testing.assert_close(m.decode(z)[:3], m.decode(z[:3]), rtol=0, atol=1e-5)

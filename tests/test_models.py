@@ -99,6 +99,7 @@ def test_lr_decays_linearly_to_its_final_fraction(tmp_path, monkeypatch):
 @pytest.mark.parametrize("model,data,opts", [
     ("gan", "grid25", dict(g_steps=2, reg=5.0, latent_dim=2, lr_decay=0.1)),
     ("vae", "mnist5k", dict(binarize="dynamic", latent_dim=4)),
+    ("dali", "grid25", dict(g_batchnorm=True, latent_dim=2)),       # batch-norm running statistics resume too
 ])
 def test_resume_is_bitwise_equal(tmp_path, monkeypatch, model, data, opts):
     opts = {**TINY, **opts, "steps": 40, "ckpt_every": 15, "batch_size": 32, "sample_every": 10}

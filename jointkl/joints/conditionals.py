@@ -29,10 +29,11 @@ class Conditional(nn.Module):
     """`forward(*inputs) -> Distribution` with event shape `event_shape`."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, out_shape: Shape, hidden: int, layers: int,
-                 net: nn.Module | None, arch: str = "mlp", extra_dim: int = 0):
+                 net: nn.Module | None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
         super().__init__()
         self.event_shape = _shape(event_shape)
-        self.net = net if net is not None else build(arch, in_dim, _shape(out_shape), hidden, layers, extra_dim)
+        self.net = net if net is not None else build(arch, in_dim, _shape(out_shape), hidden, layers, extra_dim,
+                                                     batchnorm)
 
 
 class Gaussian(Conditional):
@@ -41,9 +42,10 @@ class Gaussian(Conditional):
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
                  std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3,
-                 arch: str = "mlp", extra_dim: int = 0):
+                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
         shape = _shape(event_shape)
-        super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net, arch, extra_dim)
+        super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net, arch, extra_dim,
+                         batchnorm)
         self.std, self.min_std = std, min_std
         if std == "global":
             self.log_std = nn.Parameter(torch.zeros(shape))
@@ -109,8 +111,8 @@ class Dirac(Conditional):
     """x = f(h): a deterministic network (GAN generator, deterministic encoder; Su eq. 12)."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0):
-        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim)
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim, batchnorm)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         return Delta(self.net(*h), len(self.event_shape))

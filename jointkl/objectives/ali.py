@@ -62,6 +62,7 @@ class ALIConfig:
     encoder: str = "gaussian"       # gaussian (reparameterized, Su) | dirac (z = E(x), BiGAN)
     decoder: str = "dirac"          # dirac (x = G(z)) | gaussian (learned global std, Su)
     loss: str = "nonsaturating"     # minimax (eq. 42) | nonsaturating (eq. 43) | vi (eq. 41) | vi_full (eq. 40)
+    g_batchnorm: bool = False       # batch norm in the decoder's hidden layers (arch=mlp; as DCGAN's G)
     lr: float = 1e-3                # encoder and decoder
     lr_d: float | None = None       # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -85,8 +86,9 @@ class ALI(LatentVariableModel):
         d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
         self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
                     else Dirac(data_shape, d, h, n, arch=arch))
-        self.p_x = (Gaussian(d, data_shape, h, n, std="global", arch=arch) if cfg.decoder == "gaussian"
-                    else Dirac(d, data_shape, h, n, arch=arch))
+        bn = cfg.g_batchnorm
+        self.p_x = (Gaussian(d, data_shape, h, n, std="global", arch=arch, batchnorm=bn) if cfg.decoder == "gaussian"
+                    else Dirac(d, data_shape, h, n, arch=arch, batchnorm=bn))
         self.D = build(arch, data_shape, 1, h, n, extra_dim=d)            # logit of D(x, z)
 
     def players(self):

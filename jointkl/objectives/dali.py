@@ -46,6 +46,7 @@ class DALIConfig:
     lam: float | None = None               # lambda of eq. 10; None = 1/latent_dim (Sec. 4)
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
     min_std: float = 1e-3                  # floor of q(z|x)'s std (the paper does not state one)
+    g_batchnorm: bool = False              # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
     lr: float = 1e-3                       # G and E
     lr_d: float | None = None              # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -62,7 +63,7 @@ class DALI(Objective):
         if cfg.variant not in VARIANTS:
             raise JointKLError(f"unknown DALI variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
         check_arch(cfg.arch, data_shape)
-        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch)
+        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch, batchnorm=cfg.g_batchnorm)
         self.D = build(cfg.arch, data_shape, 1, cfg.hidden, cfg.layers)
         feats = cfg.encoder_on_disc_features
         # on D's features E only needs a head (the paper's "two separated fully connected networks")
