@@ -3,3 +3,7 @@
 
 class JointKLError(Exception):
     """A problem the user can fix; the message says what is wrong and how to fix it."""
+
+
+class Diverged(JointKLError):
+    """Training met a non-finite loss and stopped before applying the update."""

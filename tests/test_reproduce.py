@@ -96,3 +96,19 @@ def test_a_config_field_added_later_counts_as_its_default(capped, tmp_path):
     stamps = [p.stat().st_mtime_ns for p in cfgs]
     run_tables(["su-ali"], tmp_path, seeds=1, scale="quick")
     assert cfgs and [p.stat().st_mtime_ns for p in cfgs] == stamps
+
+
+def test_a_diverged_run_is_recorded_cached_and_counted_as_nothing_captured(tmp_path, monkeypatch):
+    """A seed that meets a non-finite loss (DALI-f at a huge rate) ends its run, not the table: the marker
+    is written, the run counts as cached, and the grid score counts it as 0 modes, named in the row."""
+    from jointkl.reproduce import diverged, train_many, _is_done
+    from jointkl.reproduce.su_ali import grid_rows
+    tiny = dict(hidden=16, layers=1, latent_dim=2, log_every=5, device="cpu", batch_size=32)
+    jobs = [("dali", "grid25", tmp_path / f"f-seed{s}", {**tiny, "variant": "f", "lr": lr, "steps": 20, "seed": s})
+            for s, lr in enumerate([1e-3, 1.0])]
+    train_many(jobs, workers=1)
+    assert diverged(jobs[0][2]) is None and "non-finite loss" in diverged(jobs[1][2])
+    assert all(_is_done(o, m, d, opts) for m, d, o, opts in jobs)
+    rows, fig = grid_rows(tmp_path, "DALI-f", [o for _, _, o, _ in jobs])
+    assert rows[0].ours[1] == 0 and rows[1].ours[1] == 0.0 and rows[0].ours[0] >= 1
+    assert "diverged in seed 1" in rows[0].method and fig.exists()

@@ -16,7 +16,9 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from jointkl.errors import JointKLError
+from jointkl.errors import Diverged, JointKLError
+
+DIVERGED = "DIVERGED"                 # marker file in a run folder whose training met a non-finite loss
 
 
 @dataclass
@@ -103,8 +105,17 @@ def _train_job(args: tuple) -> str:
     from jointkl.api import train
     from jointkl.training import trainer
     trainer.PROGRESS = False          # one bar over the jobs instead of interleaved bars
-    train(model, data=data, out=out, force=True, **opts)
+    try:
+        train(model, data=data, out=out, force=True, **opts)
+    except Diverged as e:             # a result of the protocol, not a crash: recorded, cached, reported
+        (Path(out) / DIVERGED).write_text(f"{e}\n")
     return out
+
+
+def diverged(run: Path) -> str | None:
+    """Why this run stopped at a non-finite loss, or None if it did not."""
+    f = Path(run) / DIVERGED
+    return f.read_text().strip() if f.exists() else None
 
 
 def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
@@ -121,7 +132,7 @@ def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
     same = (meta.get("model") == model and meta.get("data") == data
             and {**to_dict(TrainConfig()), **meta.get("train", {})} == to_dict(tcfg)
             and {**to_dict(cls.Config()), **meta.get("model_config", {})} == to_dict(mcfg))
-    return same and (out / "checkpoints" / f"step-{tcfg.steps:08d}").exists()
+    return same and ((out / "checkpoints" / f"step-{tcfg.steps:08d}").exists() or diverged(out) is not None)
 
 
 def seconds_per_step(model: str, data: str, opts: dict, steps: int = 4) -> float:

@@ -60,7 +60,7 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
     for label, (model, _, paper_modes, paper_hq) in TABLE2.items():
         if model in MODELS:
             r, fig = grid_rows(out, label, [_run(out, label, s) for s in range(seeds)], (paper_modes, paper_hq))
-            rows, figs = rows + r, figs + [fig]
+            rows, figs = rows + r, figs + ([fig] if fig else [])
         else:
             rows += [Row(label, "modes (of 25)", [], paper_modes), Row(label, "% high quality", [], paper_hq)]
     dali_modes, dali_hq = rows[4], rows[5]

@@ -9,7 +9,7 @@ from jointkl import data
 from jointkl.api import load
 from jointkl.eval.modes import mode_stats
 from jointkl.plots import save_samples
-from jointkl.reproduce import Result, Row, capped, pick, train_many
+from jointkl.reproduce import Result, Row, capped, diverged, pick, train_many
 
 GRID_ALI = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
                 encoder="gaussian", decoder="dirac", log_every=250, ckpt_every=5000)
@@ -20,14 +20,20 @@ ALI_LOSSES = {"ALI minimax (eq. 42)": "minimax", "ALI nonsaturating (eq. 43)": "
 @torch.no_grad()
 def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None, float | None] = (None, None)):
     """Modes captured and % high quality of 2,500 samples per run (VEEGAN protocol), and seed 0's scatter."""
-    ds, stats = data.load("grid25"), []
+    ds, stats, fig, failed = data.load("grid25"), [], None, []
     for s, run in enumerate(runs):
+        if diverged(run):                                                 # no generator left: nothing captured
+            stats.append({"modes": 0, "high_quality": 0.0})
+            failed.append(str(s))
+            continue
         torch.manual_seed(1000 + s)
         x = load(run, device="cpu").sample(2500)                          # (2500, 2)
         stats.append(mode_stats(x, ds.meta["means"], ds.meta["std"]))
-        if s == 0:
+        if fig is None:
             fig = out / f"samples-{run.name}.png"
-            save_samples(x, fig, ds.meta["means"], f"{label}, seed 0")
+            save_samples(x, fig, ds.meta["means"], f"{label}, seed {s}")
+    if failed:
+        label += f" (diverged in seed {', '.join(failed)}: counted as 0)"
     return [Row(label, "modes (of 25)", [st["modes"] for st in stats], paper[0]),
             Row(label, "% high quality", [st["high_quality"] for st in stats], paper[1])], fig
 
@@ -42,7 +48,7 @@ def su_ali(out: Path, seeds: int, scale: str = "default") -> Result:
     for label, rs in runs.items():
         r, fig = grid_rows(out, label, rs)
         rows += r
-        figs.append(fig)
+        figs += [fig] if fig else []
     inside = []
     for m in range(2):                                                    # modes, then % high quality
         others = rows[m].ours + rows[2 + m].ours                          # minimax and nonsaturating seeds

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from jointkl.data import Dataset, binarize_fixed
-from jointkl.errors import JointKLError
+from jointkl.errors import Diverged, JointKLError
 from jointkl.objectives.base import Objective, Player
 from jointkl.plots import save_samples
 from jointkl.training import checkpoint, distributed
@@ -275,7 +275,7 @@ class Trainer:
         except NonFinite as e:
             good = checkpoint.list_checkpoints(self.run_dir / "checkpoints") if main else []
             where = f"the last good checkpoint is {good[0]}" if good else "no checkpoint was written yet"
-            raise JointKLError(f"non-finite loss ({e.value}) for player '{e.player}' at step {e.step}; {where}. "
+            raise Diverged(f"non-finite loss ({e.value}) for player '{e.player}' at step {e.step}; {where}. "
                                "lower the learning rate and retrain with --force") from None
         finally:
             bar.close()
