@@ -1,6 +1,7 @@
 """Every reproduce entry runs end to end (a few training steps each) and reports real, finite numbers."""
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -34,8 +35,11 @@ def test_entry_runs_at_quick_scale(capped, tmp_path, tid):
 
 
 @pytest.mark.parametrize("tid", [tid for tid in BUILT if TABLES[tid].full_data])
-def test_full_scale_reads_files_in_the_real_format(capped, tmp_path, monkeypatch, capsys, tid):
+def test_full_scale_reads_files_in_the_real_format(tmp_path, monkeypatch, capsys, tid):
     from test_data_files import write_mnist          # fake files in the real formats
+    # the full scale's conv nets are slow on CPU: 2 steps a run, and a 1-step probe for the time estimate
+    monkeypatch.setattr(reproduce, "STEP_CAP", 2)
+    monkeypatch.setattr(reproduce, "seconds_per_step", functools.partial(reproduce.seconds_per_step, steps=1))
     # 200 training digits: 1 % of them (hu-table3) is a batch of 2, which batch norm (arch=dcgan) needs
     writers = {"mnist": lambda root: write_mnist(root / "mnist", n=(200, 20))}
     monkeypatch.setenv("JOINTKL_DATA", str(tmp_path / "data"))

@@ -82,7 +82,7 @@ STEP_CAP: int | None = None           # tests set this to smoke-run every entry 
 
 
 def capped(steps: int) -> int:
-    """The steps a run of `steps` really trains (STEP_CAP applied)."""
+    """The steps a run of `steps` really trains (STEP_CAP applied); smoke runs cap evaluation counts with it too."""
     return min(steps, STEP_CAP) if STEP_CAP else steps
 
 

@@ -57,10 +57,10 @@ def _run(out: Path, label: str, d: int, seed: int) -> Path:
 def scores(model, x: torch.Tensor, ais_steps: int, seed: int) -> dict:
     """ELBO (AVB: adversary estimate), AIS and, for a VAE, IWAE (k = 1,000), averaged over the digits x."""
     torch.manual_seed(seed)
-    out = {"ELBO": model.log_likelihood(x, "elbo", k=100).mean().item(),
+    out = {"ELBO": model.log_likelihood(x, "elbo", k=capped(100)).mean().item(),
            "AIS log p(x)": model.log_likelihood(x, "ais", k=5, steps=ais_steps, leapfrog=10).mean().item()}
     if model.name == "vae":
-        out["IWAE (k=1000)"] = model.log_likelihood(x, "iwae", k=1000).mean().item()
+        out["IWAE (k=1000)"] = model.log_likelihood(x, "iwae", k=capped(1000)).mean().item()
     out["ELBO - AIS"] = out["ELBO"] - out["AIS log p(x)"]
     return out
 
