@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jointkl.eval.modes import mode_stats
+from jointkl.eval.modes import expected_modes, mode_stats
 from jointkl.eval.recon import reconstruction_mse
 
 STD = 0.05
@@ -48,6 +48,26 @@ def test_hand_mix():
     assert isinstance(stats["modes"], int) and isinstance(stats["high_quality"], float)
     # a looser threshold admits the second sample: 3 modes, 80 %
     assert mode_stats(samples, GRID, STD, n_std=5.0) == {"modes": 3, "high_quality": pytest.approx(80.0)}
+
+
+def test_expected_modes_hand_case():
+    # pool of 1,000: mode 0 holds 1 sample, mode 1 holds 989, 10 lie between modes; 10-sample draws
+    pool = torch.cat([GRID[:1], GRID[1:2].expand(989, 2), torch.full((10, 2), 1.0)])  # (1000, 2)
+    want = (1 - 0.999 ** 10) + (1 - 0.011 ** 10)
+    assert expected_modes(pool, GRID, STD, n=10) == pytest.approx(want, rel=1e-12)
+    assert expected_modes(GRID.repeat(100, 1), GRID, STD) == pytest.approx(25.0)
+
+
+def test_expected_modes_is_the_mean_count_of_draws_from_the_pool():
+    # 20 modes with 4 % of the pool each, 5 modes with 0.04 % each: a 2,500-sample draw misses the
+    # thin ones about e^-1 of the time
+    thick, thin = GRID[:20].repeat_interleave(100, 0), GRID[20:]                    # (2000, 2), (5, 2)
+    pool = torch.cat([thick, thin, torch.full((495, 2), 1.0)])                      # (2500, 2)
+    g = torch.Generator().manual_seed(0)
+    draws = [mode_stats(pool[torch.randint(0, 2500, (2500,), generator=g)], GRID, STD)["modes"] for _ in range(2000)]
+    mean = sum(draws) / len(draws)
+    assert expected_modes(pool, GRID, STD) == pytest.approx(mean, abs=0.05)
+    assert 22.5 < mean < 23.5                                                       # 20 + 5 (1 - e^-1) = 23.16
 
 
 def test_reconstruction_mse_hand_case():

@@ -56,6 +56,10 @@ def test_seconds_per_step_is_a_positive_time_and_writes_nothing(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     t = reproduce.seconds_per_step("gan", "grid25", {"hidden": 16, "layers": 1, "batch_size": 8}, steps=2)
     assert 0 < t < 60 and not any(tmp_path.iterdir())
+    # a job whose loss overflows at once (DALI-f at lr 1) is timed, not raised: its run records the divergence
+    t = reproduce.seconds_per_step("dali", "grid25", {"hidden": 16, "layers": 1, "batch_size": 8, "variant": "f",
+                                                      "lr": 1.0, "latent_dim": 2}, steps=20)
+    assert 0 <= t < 60 and math.isfinite(t)
 
 
 def test_cached_runs_are_not_retrained(capped, tmp_path):

@@ -137,13 +137,14 @@ def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
 
 def seconds_per_step(model: str, data: str, opts: dict, steps: int = 4) -> float:
     """Wall seconds of one training step of this job on one thread, timed over `steps` steps after one
-    warm-up step (the trainer is built in a scratch folder; nothing is written where the run will go)."""
+    warm-up step (the trainer is built in a scratch folder; nothing is written where the run will go). A step
+    whose loss is not finite ends the probe: the run itself will meet it and record it."""
     import tempfile
     import torch
     from jointkl.api import _dataset
     from jointkl.objectives import get
     from jointkl.training.config import split_options
-    from jointkl.training.trainer import Trainer
+    from jointkl.training.trainer import NonFinite, Trainer
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                      # as each training process of `train_many` runs
     try:
@@ -153,11 +154,16 @@ def seconds_per_step(model: str, data: str, opts: dict, steps: int = 4) -> float
         torch.manual_seed(tcfg.seed)
         with tempfile.TemporaryDirectory() as d, torch.enable_grad():
             trainer = Trainer(cls(mcfg, ds.shape, ds.kind), ds, tcfg, Path(d))
-            trainer.train_step()
-            start = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step()
-            return (time.perf_counter() - start) / steps
+            times = []
+            try:
+                for _ in range(steps + 1):                # the first step warms up
+                    start = time.perf_counter()
+                    trainer.train_step()
+                    times.append(time.perf_counter() - start)
+            except NonFinite:             # the run itself will meet it and say so; time the steps that ran
+                pass
+            timed = times[1:] or times                    # the warm-up alone if nothing after it ran
+            return sum(timed) / len(timed) if timed else 0.0
     finally:
         torch.set_num_threads(threads)
 
@@ -274,18 +280,21 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
         finally:
             ESTIMATE_ONLY = False
     results: dict[str, Result] = {}
-    for i in ids:
-        t = TABLES[i]
-        print(f"== {t.id}: {t.title}", flush=True)
-        if t.run is None:
-            results[i] = Result([], "pending", "not built yet")
-        else:
-            start = time.time()
-            n = seeds or (t.quick_seeds if scale == "quick" else t.seeds)
-            results[i] = t.run(out / scale / t.id, n, scale)
-            results[i].seconds = time.time() - start
-            _add_training_curves(results[i], out / scale / t.id)
-        print_table(t, results[i], sys.stdout)
+    try:
+        for i in ids:
+            t = TABLES[i]
+            print(f"== {t.id}: {t.title}", flush=True)
+            if t.run is None:
+                results[i] = Result([], "pending", "not built yet")
+            else:
+                start = time.time()
+                n = seeds or (t.quick_seeds if scale == "quick" else t.seeds)
+                results[i] = t.run(out / scale / t.id, n, scale)
+                results[i].seconds = time.time() - start
+                _add_training_curves(results[i], out / scale / t.id)
+            print_table(t, results[i], sys.stdout)
+    finally:
+        ESTIMATE = False                  # a later train_many outside run_tables probes nothing
     write_report({i: TABLES[i] for i in ids}, results, out, scale)
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return results

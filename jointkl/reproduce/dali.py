@@ -24,7 +24,9 @@ TABLE2 = {                       # label -> model, its options, paper's modes, p
     "GAN": ("gan", {}, 3.3, 0.5),
     "ALI": ("ali", {}, 15.84, 1.6),
     "DALI": ("dali", {}, 25.0, 81.1),
-    "DALI-f": ("dali", {"variant": "f"}, 25.0, 66.4),
+    # eq. 8's unbounded T makes the f game unstable at 1e-3 (full scale: seeds 0 and 2 collapsed to 1 and 20
+    # modes, seed 2 overflowed exp(T - 1)); at DCGAN's 2e-4 seeds 0 and 2 reached 25 modes / 61-65 %
+    "DALI-f": ("dali", {"variant": "f", "lr": 2e-4}, 25.0, 66.4),
 }
 # D learns 4x slower than the rest: at equal rates every adversary on mnist5k won outright (D loss ~0.01)
 # and the generators collapsed to one image
@@ -59,18 +61,20 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
     rows, figs = [], []
     for label, (model, _, paper_modes, paper_hq) in TABLE2.items():
         if model in MODELS:
-            r, fig = grid_rows(out, label, [_run(out, label, s) for s in range(seeds)], (paper_modes, paper_hq))
+            r, fig = grid_rows(out, label, [_run(out, label, s) for s in range(seeds)], (paper_modes, paper_hq), True)
             rows, figs = rows + r, figs + ([fig] if fig else [])
         else:
             rows += [Row(label, "modes (of 25)", [], paper_modes), Row(label, "% high quality", [], paper_hq)]
-    dali_modes, dali_hq = rows[4], rows[5]
+    dali_modes, dali_hq = [r for r in rows if r.method.split(" (")[0] == "DALI"][:2]   # label may name a diverged seed
     ok = dali_modes.mean >= 24.5 and dali_hq.mean >= 80.0
     pending = [label for label, (m, *_) in TABLE2.items() if m not in MODELS]
     note = (f"{capped(steps)} steps, MLPs 3x{hidden} (batch norm in G), latent 2, batch 256, Adam(0.5, 0.999) lr 1e-3 "
-            f"({'decayed linearly to 1e-4' if decay else 'no lr decay'}), "
+            f"(DALI-f 2e-4; {'decayed linearly to 0.1x' if decay else 'no lr decay'}), "
             f"{seeds} seed(s). Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
             f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's GAN and ALI numbers come from "
-            "VEEGAN's older baselines; ours use the same nets and optimizer as DALI."
+            "VEEGAN's older baselines; ours use the same nets and optimizer as DALI. 'modes, mean over draws': the "
+            "mean count of a 2,500-sample draw (from 100,000 samples; a mode holding 1-3 of 2,500 samples is captured "
+            "in one draw and missed in the next)."
             + (f" Pending (not registered): {', '.join(pending)}." if pending else ""))
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
