@@ -274,13 +274,10 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
     out.mkdir(parents=True, exist_ok=True)
     global ESTIMATE, ESTIMATE_ONLY
     ESTIMATE, ESTIMATE_ONLY = scale != "quick", estimate_only
-    if estimate_only:
-        try:
-            return _estimate_tables(ids, out, seeds, scale)
-        finally:
-            ESTIMATE_ONLY = False
-    results: dict[str, Result] = {}
     try:
+        if estimate_only:
+            return _estimate_tables(ids, out, seeds, scale)
+        results: dict[str, Result] = {}
         for i in ids:
             t = TABLES[i]
             print(f"== {t.id}: {t.title}", flush=True)
@@ -294,7 +291,7 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
                 _add_training_curves(results[i], out / scale / t.id)
             print_table(t, results[i], sys.stdout)
     finally:
-        ESTIMATE = False                  # a later train_many outside run_tables probes nothing
+        ESTIMATE = ESTIMATE_ONLY = False  # a later train_many outside run_tables probes nothing
     write_report({i: TABLES[i] for i in ids}, results, out, scale)
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return results
