@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jointkl.eval.modes import expected_modes, mode_stats
+from jointkl.eval.modes import covered_modes, expected_modes, mode_stats
 from jointkl.eval.recon import reconstruction_mse
 
 STD = 0.05
@@ -68,6 +68,16 @@ def test_expected_modes_is_the_mean_count_of_draws_from_the_pool():
     mean = sum(draws) / len(draws)
     assert expected_modes(pool, GRID, STD) == pytest.approx(mean, abs=0.05)
     assert 22.5 < mean < 23.5                                                       # 20 + 5 (1 - e^-1) = 23.16
+
+
+def test_covered_modes_counts_modes_holding_a_quarter_of_their_share():
+    # 25 modes: 20 hold 4 % each; of the last 5, two hold exactly 1 % (counted), three 0.96 % (not)
+    pool = torch.cat([GRID[:20].repeat_interleave(100, 0), GRID[20:22].repeat_interleave(25, 0),
+                      GRID[22:].repeat_interleave(24, 0), torch.full((378, 2), 1.0)])   # (2500, 2)
+    assert pool.shape[0] == 2500
+    assert covered_modes(pool, GRID, STD) == 22
+    assert covered_modes(pool, GRID, STD, fraction=0.24) == 25
+    assert covered_modes(pool + 0.5, GRID, STD) == 0                                # all between modes
 
 
 def test_reconstruction_mse_hand_case():
