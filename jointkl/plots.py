@@ -51,6 +51,21 @@ def save_samples(x: torch.Tensor, path: str | Path, means: torch.Tensor | None =
     return True
 
 
+def save_latent_cells(cells: torch.Tensor, lim: float, path: str | Path, title: str = "") -> None:
+    """A 2-D latent grid (H, W) over [-lim, lim]^2 coloured by the mode each z decodes to; -1 (not near any
+    mode) is white. Shows how a generator splits its prior among the modes."""
+    cells = np.ma.masked_less(cells.cpu().numpy(), 0)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(cells, origin="lower", extent=(-lim, lim, -lim, lim), cmap="tab20", interpolation="nearest")
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def save_curves(rows: list[dict], path: str | Path, title: str = "") -> None:
     """Loss curves from metrics.csv rows (one line per column)."""
     keys = [k for k in rows[0] if k != "step"] if rows else []

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from jointkl.eval.modes import covered_modes, expected_modes, mode_stats
+from jointkl.eval.modes import covered_modes, expected_modes, mode_map, mode_stats
 from jointkl.eval.recon import reconstruction_mse
 
 STD = 0.05
@@ -78,6 +78,11 @@ def test_covered_modes_counts_modes_holding_a_quarter_of_their_share():
     assert covered_modes(pool, GRID, STD) == 22
     assert covered_modes(pool, GRID, STD, fraction=0.24) == 25
     assert covered_modes(pool + 0.5, GRID, STD) == 0                                # all between modes
+
+
+def test_mode_map_names_the_nearest_mode_or_minus_one():
+    x = torch.stack([GRID[7], GRID[7] + 0.1, GRID[7] + 0.2, torch.tensor([1.0, 1.0])])   # within 3 std: 2
+    assert mode_map(x, GRID, STD).tolist() == [7, 7, -1, -1]
 
 
 def test_reconstruction_mse_hand_case():

@@ -117,6 +117,8 @@ def test_a_diverged_run_is_recorded_cached_and_counted_as_nothing_captured(tmp_p
     train_many(jobs, workers=1)
     assert diverged(jobs[0][2]) is None and "non-finite loss" in diverged(jobs[1][2])
     assert all(_is_done(o, m, d, opts) for m, d, o, opts in jobs)
-    rows, fig = grid_rows(tmp_path, "DALI-f", [o for _, _, o, _ in jobs])
+    rows, figs = grid_rows(tmp_path, "DALI-f", [o for _, _, o, _ in jobs], expected=True)
     assert rows[0].ours[1] == 0 and rows[1].ours[1] == 0.0 and rows[0].ours[0] >= 1
-    assert "diverged in seed 1" in rows[0].method and fig.exists()
+    assert [r.ours[1] for r in rows[2:]] == [0.0, 0]                   # mean over draws, covered modes
+    assert "diverged in seed 1" in rows[0].method
+    assert [f.name for f in figs] == ["samples-f-seed0.png", "latent-f-seed0.png"] and all(f.exists() for f in figs)

@@ -32,6 +32,12 @@ def mode_stats(samples: Tensor, means: Tensor, std: float, n_std: float = 3.0) -
     return {"modes": n_modes, "high_quality": float(high_quality)}
 
 
+def mode_map(samples: Tensor, means: Tensor, std: float, n_std: float = 3.0) -> Tensor:
+    """Each sample's nearest mode, or -1 where it is not high quality. (n,) int64"""
+    nearest, good = _captured_by(samples, means, std, n_std)
+    return torch.where(good, nearest, torch.full_like(nearest, -1))
+
+
 def mode_shares(pool: Tensor, means: Tensor, std: float, n_std: float = 3.0) -> Tensor:
     """p_k: the fraction of all samples in `pool` (N, D) that are high quality and nearest to mode k. (K,)"""
     nearest, good = _captured_by(pool, means, std, n_std)

@@ -61,9 +61,9 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
     rows, figs = [], []
     for label, (model, _, paper_modes, paper_hq) in TABLE2.items():
         if model in MODELS:
-            r, fig = grid_rows(out, label, [_run(out, label, s) for s in range(seeds)], (paper_modes, paper_hq),
-                                expected=True)
-            rows, figs = rows + r, figs + ([fig] if fig else [])
+            r, f = grid_rows(out, label, [_run(out, label, s) for s in range(seeds)], (paper_modes, paper_hq),
+                              expected=True)
+            rows, figs = rows + r, figs + f
         else:
             rows += [Row(label, "modes (of 25)", [], paper_modes), Row(label, "% high quality", [], paper_hq)]
     dali_modes, dali_hq = [r for r in rows if r.method.split(" (")[0] == "DALI"][:2]   # label may name a diverged seed

@@ -7,23 +7,26 @@ import torch
 
 from jointkl import data
 from jointkl.api import load
-from jointkl.eval.modes import covered_modes, expected_modes, mode_stats
-from jointkl.plots import save_samples
+from jointkl.eval.modes import covered_modes, expected_modes, mode_map, mode_stats
+from jointkl.plots import save_latent_cells, save_samples
 from jointkl.reproduce import Result, Row, capped, diverged, pick, train_many
 
 GRID_ALI = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
                 encoder="gaussian", decoder="dirac", log_every=250, ckpt_every=5000)
 ALI_LOSSES = {"ALI minimax (eq. 42)": "minimax", "ALI nonsaturating (eq. 43)": "nonsaturating",
               "ALI vi (eq. 41)": "vi"}
+LIM = 3.5                                                                 # latent figure: z in [-3.5, 3.5]^2
 
 
 @torch.no_grad()
 def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None, float | None] = (None, None),
               expected: bool = False):
-    """Modes captured and % high quality of 2,500 samples per run (VEEGAN protocol), and seed 0's scatter;
+    """Modes captured and % high quality of 2,500 samples per run (VEEGAN protocol), and the figures: the first
+    seed's scatter;
     `expected`: two more rows from 100,000 samples, the mean modes over 2,500-sample draws and the modes
-    holding at least 1 % of the samples (`covered_modes`)."""
-    ds, stats, fig, failed = data.load("grid25"), [], None, []
+    holding at least 1 % of the samples (`covered_modes`), and a figure of the first seed's latent cells."""
+    ds, stats, figs, failed = data.load("grid25"), [], [], []
+    means, std = ds.meta["means"], ds.meta["std"]
     for s, run in enumerate(runs):
         if diverged(run):                                                 # no generator left: nothing captured
             stats.append({"modes": 0, "high_quality": 0.0, "expected": 0.0, "covered": 0})
@@ -32,14 +35,20 @@ def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None
         torch.manual_seed(1000 + s)
         net = load(run, device="cpu")
         x = net.sample(2500)                                              # (2500, 2)
-        stats.append(mode_stats(x, ds.meta["means"], ds.meta["std"]))
+        stats.append(mode_stats(x, means, std))
         if expected:
             pool = net.sample(100_000)                                    # (100000, 2)
-            stats[-1]["expected"] = expected_modes(pool, ds.meta["means"], ds.meta["std"])
-            stats[-1]["covered"] = covered_modes(pool, ds.meta["means"], ds.meta["std"])
-        if fig is None:
-            fig = out / f"samples-{run.name}.png"
-            save_samples(x, fig, ds.meta["means"], f"{label}, seed {s}")
+            stats[-1]["expected"] = expected_modes(pool, means, std)
+            stats[-1]["covered"] = covered_modes(pool, means, std)
+        if not figs:
+            figs.append(out / f"samples-{run.name}.png")
+            save_samples(x, figs[0], means, f"{label}, seed {s}")
+            if expected and net.latent_dim == 2:                          # which z goes to which mode
+                g = torch.linspace(-LIM, LIM, 300)
+                z = torch.stack(torch.meshgrid(g, g, indexing="xy"), dim=-1).reshape(-1, 2)   # (90000, 2)
+                figs.append(out / f"latent-{run.name}.png")
+                save_latent_cells(mode_map(net.decode(z), means, std).reshape(300, 300), LIM, figs[-1],
+                                  f"{label}, seed {s}: z coloured by its mode")
     if failed:
         label += f" (diverged in seed {', '.join(failed)}: counted as 0)"
     rows = [Row(label, "modes (of 25)", [st["modes"] for st in stats], paper[0]),
@@ -47,7 +56,7 @@ def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None
     if expected:
         rows += [Row(label, "modes, mean over draws", [st["expected"] for st in stats], None),
                  Row(label, "modes holding >= 1 % each", [st["covered"] for st in stats], None)]
-    return rows, fig
+    return rows, figs
 
 
 def su_ali(out: Path, seeds: int, scale: str = "default") -> Result:
@@ -58,9 +67,8 @@ def su_ali(out: Path, seeds: int, scale: str = "default") -> Result:
                 for label, rs in runs.items() for s, run in enumerate(rs)])
     rows, figs = [], []
     for label, rs in runs.items():
-        r, fig = grid_rows(out, label, rs)
-        rows += r
-        figs += [fig] if fig else []
+        r, f = grid_rows(out, label, rs)
+        rows, figs = rows + r, figs + f
     inside = []
     for m in range(2):                                                    # modes, then % high quality
         others = rows[m].ours + rows[2 + m].ours                          # minimax and nonsaturating seeds
