@@ -21,10 +21,10 @@ LIM = 3.5                                                                 # late
 @torch.no_grad()
 def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None, float | None] = (None, None),
               expected: bool = False):
-    """Modes captured and % high quality of 2,500 samples per run (VEEGAN protocol), and the figures: the first
-    seed's scatter;
-    `expected`: two more rows from 100,000 samples, the mean modes over 2,500-sample draws and the modes
-    holding at least 1 % of the samples (`covered_modes`), and a figure of the first seed's latent cells."""
+    """Modes captured and % high quality of 2,500 samples per run (VEEGAN protocol), and a list of figures
+    (the first seed's scatter). `expected`: two more rows from 100,000 samples, the mean modes over 2,500-sample
+    draws and the modes holding at least 1 % of the samples (`covered_modes`), and a second figure, the first
+    seed's latent cells."""
     ds, stats, figs, failed = data.load("grid25"), [], [], []
     means, std = ds.meta["means"], ds.meta["std"]
     for s, run in enumerate(runs):
