@@ -129,13 +129,13 @@ def test_cli_on_images(cli, tmp_path):
     assert "variant" in line and "gan, f, l2" in line
 
 
-@pytest.mark.parametrize("name", ["dali", "gan", "ali"])
+@pytest.mark.parametrize("name", ["dali", "gan", "ali", "aae"])
 def test_g_batchnorm_normalizes_the_generator_only_and_samples_do_not_depend_on_the_batch(tmp_path, name):
     """Batch norm goes into G's hidden layers (DCGAN's generator; ALI's toy nets), nowhere else; a trained model
     decodes in eval mode with its running statistics, so one code's output does not depend on its batch."""
     m = jk.train(name, data="grid25", out=tmp_path / "r", steps=20, latent_dim=2, g_batchnorm=True,
                  **{**TINY, "layers": 2})
-    g = m.p_x if name == "ali" else m.G
+    g = m.p_x if name in ("ali", "aae") else m.G
     bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm1d)]
     assert len(bns) == 2 and all(any(b is mod for mod in g.modules()) for b in bns)
     assert all(b.num_batches_tracked > 0 for b in bns)

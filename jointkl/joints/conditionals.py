@@ -66,8 +66,8 @@ class Bernoulli(Conditional):
     """Independent Bernoulli pixels with logits from the network."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0):
-        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim)
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim, batchnorm)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         # no support check: grey values in [0, 1] are scored by the same cross-entropy
@@ -150,10 +150,11 @@ class Implicit(Conditional):
         return _ImplicitDist(self.net, h, self.noise_dim, self.event_shape)
 
 
-def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int, arch: str = "mlp") -> Conditional:
+def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int, arch: str = "mlp",
+            batchnorm: bool = False) -> Conditional:
     """p(x|z) for a data kind: Bernoulli pixels or a Gaussian with a learned global std."""
     if kind == "bernoulli":
-        return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch)
+        return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch, batchnorm=batchnorm)
     if kind == "gaussian":
-        return Gaussian(in_dim, data_shape, hidden, layers, std="global", arch=arch)
+        return Gaussian(in_dim, data_shape, hidden, layers, std="global", arch=arch, batchnorm=batchnorm)
     raise ValueError(f"unknown decoder {kind!r}; choose bernoulli or gaussian")

@@ -42,6 +42,7 @@ class AAEConfig:
     loss: str = "nonsaturating"     # encoder's adversarial loss: nonsaturating (eq. 33) | minimax
     lr: float = 1e-3                # encoder and decoder
     lr_d: float | None = None       # defaults to lr
+    g_batchnorm: bool = False       # batch norm in the decoder's hidden layers (arch=mlp; as DCGAN's G)
     betas: tuple[float, float] = (0.5, 0.999)
 
 
@@ -64,8 +65,9 @@ class AAE(LatentVariableModel):
         d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
         self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
                     else Dirac(data_shape, d, h, n, arch=arch))
-        self.p_x = (Dirac(d, data_shape, h, n, arch=arch) if kind == "dirac"
-                    else decoder(kind, d, data_shape, h, n, arch))
+        bn = cfg.g_batchnorm
+        self.p_x = (Dirac(d, data_shape, h, n, arch=arch, batchnorm=bn) if kind == "dirac"
+                    else decoder(kind, d, data_shape, h, n, arch, bn))
         self.D = MLP(d, 1, h, n)                                          # logit of D(z)
 
     def players(self):

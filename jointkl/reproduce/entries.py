@@ -86,7 +86,7 @@ register(Table("avb-table1", "AVB Table 1: VAE vs AVB on the 2x2 binary images",
                "by k-NN; the latent picture of Fig. 6.", avb.avb_table1))
 register(Table("su-ali", "Su eqs. 41-43: ALI's three generator losses on grid25",
                "grid25, Gaussian encoder/decoder ALI, VEEGAN scoring of 2,500 samples.", su_ali.su_ali))
-register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (GAN, ALI, DALI, DALI-f)",
+register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (GAN, ALI, DALI, DALI-f, AAE)",
                "grid25, MLPs, batch 256, Adam(0.5, 0.999); VEEGAN scoring of 2,500 samples; mean over 5 seeds.",
                dali.dali_table2, seeds=5))
 register(Table("dali-table1", "DALI Table 1: reconstruction MSE on mnist5k (DALI, DALI-l2, ALI, AAE)",
