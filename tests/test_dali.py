@@ -25,15 +25,29 @@ def model(**cfg):
     return DALI(DALIConfig(**{"latent_dim": 3, "hidden": 16, "layers": 2, **cfg}), (2,), "continuous").double()
 
 
-@pytest.mark.parametrize("feats", [False, True])
-def test_eq9_is_the_gaussian_negative_log_density(feats):
-    m, g = model(encoder_on_disc_features=feats), torch.Generator().manual_seed(1)
+@pytest.mark.parametrize("feats, separate", [(False, False), (True, False), (False, True), (True, True)])
+def test_eq9_is_the_gaussian_negative_log_density(feats, separate):
+    m, g = model(encoder_on_disc_features=feats, separate_heads=separate), torch.Generator().manual_seed(1)
     x, z = torch.randn(64, 2, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
     q = m.q_z(x)
     mu, var = q.mean, q.variance                                           # (64, 3) each
     ref = D.Independent(D.Normal(mu, var.sqrt()), 1).log_prob(z)
     torch.testing.assert_close(-q.log_prob(z), eq9(z, mu, var), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(-ref, eq9(z, mu, var), rtol=1e-12, atol=1e-12)
+
+
+def test_separate_heads_share_nothing_mu_ignores_the_sigma_net():
+    """Sec. 4's two networks: mu(x) is the first net's output alone, sigma(x) = softplus(second) + floor, and no
+    parameter of one net moves the other's output."""
+    m, x = model(separate_heads=True), torch.randn(8, 2, dtype=torch.float64)
+    net = m.E.net
+    q = m.q_z(x)
+    torch.testing.assert_close(q.mean, net.mu(x), rtol=0, atol=0)
+    torch.testing.assert_close(q.stddev, torch.nn.functional.softplus(net.s(x)) + m.cfg.min_std, rtol=1e-12, atol=1e-12)
+    q.mean.sum().backward()
+    assert all(p.grad is None or not p.grad.any() for p in net.s.parameters())
+    assert all(p.grad is not None and p.grad.any() for p in net.mu.parameters())
+    assert not {id(p) for p in net.mu.parameters()} & {id(p) for p in net.s.parameters()}
 
 
 @pytest.mark.parametrize("variant", ["gan", "l2"])

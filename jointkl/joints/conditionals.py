@@ -36,14 +36,28 @@ class Conditional(nn.Module):
                                                      batchnorm)
 
 
+class _TwoNets(nn.Module):
+    """Two networks on the same inputs, their outputs stacked on dim 1: (B, 2, *shape)."""
+
+    def __init__(self, *nets: nn.Module):
+        super().__init__()
+        self.mu, self.s = nets
+
+    def forward(self, *h: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.mu(*h), self.s(*h)], 1)
+
+
 class Gaussian(Conditional):
     """N(mu(h), diag sigma(h)^2), reparameterized. `std`: None = predicted per input,
-    "global" = one learned std per dimension, a float = fixed."""
+    "global" = one learned std per dimension, a float = fixed. `separate`: with std=None, mu and sigma come
+    from two networks that share nothing (DALI Sec. 4), instead of one network's two output halves."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
                  std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3,
-                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
+                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False, separate: bool = False):
         shape = _shape(event_shape)
+        if separate and std is None and net is None:
+            net = _TwoNets(*[build(arch, in_dim, shape, hidden, layers, extra_dim, batchnorm) for _ in range(2)])
         super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net, arch, extra_dim,
                          batchnorm)
         self.std, self.min_std = std, min_std

@@ -46,6 +46,7 @@ class DALIConfig:
     lam: float | None = None               # lambda of eq. 10; None = 1/latent_dim (Sec. 4)
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
     min_std: float = 1e-3                  # floor of q(z|x)'s std (the paper does not state one)
+    separate_heads: bool = False           # mu(x) and sigma(x) from two networks, as in Sec. 4 (else one, two halves)
     g_batchnorm: bool = False              # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
     lr: float = 1e-3                       # G and E
     lr_d: float | None = None              # defaults to lr
@@ -69,7 +70,7 @@ class DALI(Objective):
         # on D's features E only needs a head (the paper's "two separated fully connected networks")
         self.E = Gaussian(self.D.net[-1].in_features if feats else data_shape, cfg.latent_dim, cfg.hidden,
                           1 if feats else cfg.layers, std=1.0 if cfg.variant == "l2" else None, min_std=cfg.min_std,
-                          arch=cfg.arch)
+                          arch=cfg.arch, separate=cfg.separate_heads)
         self.lam = cfg.lam if cfg.lam is not None else 1.0 / cfg.latent_dim
 
     @property
