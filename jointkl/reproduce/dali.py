@@ -60,7 +60,7 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
     """Modes captured and % high-quality samples (VEEGAN protocol, 2,500 samples) on grid25; at the full
     scale the issue's setting: 20,000 steps, 3x256 nets."""
     steps, hidden = pick(scale, 2000, 4000, 20000), pick(scale, 128, 128, 256)
-    decay = pick(scale, {}, {}, {"lr_decay": 0.1})          # full scale: PAPER-NOTES' calibration, lr decayed to 0.1x
+    decay = pick(scale, {}, {"lr_decay": 0.1})              # PAPER-NOTES' calibration: lr decayed linearly to 0.1x
     train_many(_jobs(out, TABLE2, "grid25", {**GRID, "hidden": hidden, "steps": steps, **decay}, seeds), workers)
     rows, figs = [], []
     for label, (model, _, paper_modes, paper_hq) in TABLE2.items():
