@@ -79,10 +79,10 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
             f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's GAN and ALI numbers come from "
             "VEEGAN's older baselines; ours use the same nets and optimizer as DALI. AAE is not in the paper's "
             "table: its samples are its deterministic decoder's G(z), z ~ p(z), on the same nets. 'modes, mean over "
-            "draws': the "
-            "mean count of a 2,500-sample draw (from 100,000 samples; a mode holding 1-3 of 2,500 samples is captured "
-            "in one draw and missed in the next). 'modes holding >= 1 % each': modes with at least a quarter of a "
-            "fair 4 % share (a thin streak of samples between two dense modes can cross a third and capture it)."
+            "draws': the mean count of a 2,500-sample draw (from 100,000 samples; a mode holding 1-3 of 2,500 "
+            "samples is captured in one draw and missed in the next). 'modes holding >= 1 % each': modes with at "
+            "least a quarter of a fair 4 % share (a thin streak of samples between two dense modes can cross a third "
+            "and capture it)."
             + (f" Pending (not registered): {', '.join(pending)}." if pending else ""))
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
