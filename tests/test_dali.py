@@ -36,18 +36,25 @@ def test_eq9_is_the_gaussian_negative_log_density(feats, separate):
     torch.testing.assert_close(-ref, eq9(z, mu, var), rtol=1e-12, atol=1e-12)
 
 
-def test_separate_heads_share_nothing_mu_ignores_the_sigma_net():
-    """Sec. 4's two networks: mu(x) is the first net's output alone, sigma(x) = softplus(second) + floor, and no
-    parameter of one net moves the other's output."""
-    m, x = model(separate_heads=True), torch.randn(8, 2, dtype=torch.float64)
+@pytest.mark.parametrize("link", ["softplus", "logvar"])
+def test_separate_heads_share_nothing_mu_ignores_the_sigma_net(link):
+    """Sec. 4's two networks: mu(x) is the first net's output alone, sigma(x) = softplus(s) + floor, or
+    exp(s / 2) + floor when s is the log variance, and no parameter of one net moves the other's output."""
+    m, x = model(separate_heads=True, std_link=link), torch.randn(8, 2, dtype=torch.float64)
     net = m.E.net
-    q = m.q_z(x)
+    q, s = m.q_z(x), net.s(x)
     torch.testing.assert_close(q.mean, net.mu(x), rtol=0, atol=0)
-    torch.testing.assert_close(q.stddev, torch.nn.functional.softplus(net.s(x)) + m.cfg.min_std, rtol=1e-12, atol=1e-12)
+    sigma = torch.nn.functional.softplus(s) if link == "softplus" else torch.exp(s).sqrt()
+    torch.testing.assert_close(q.stddev, sigma + m.cfg.min_std, rtol=1e-12, atol=1e-12)
     q.mean.sum().backward()
     assert all(p.grad is None or not p.grad.any() for p in net.s.parameters())
     assert all(p.grad is not None and p.grad.any() for p in net.mu.parameters())
     assert not {id(p) for p in net.mu.parameters()} & {id(p) for p in net.s.parameters()}
+
+
+def test_unknown_std_link_is_one_clear_error():
+    with pytest.raises(jk.JointKLError, match="std link 'exp'.*softplus, logvar"):
+        model(std_link="exp")
 
 
 @pytest.mark.parametrize("variant", ["gan", "l2"])

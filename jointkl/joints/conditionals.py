@@ -16,6 +16,7 @@ import torch.distributions as D
 import torch.nn.functional as F
 from torch import nn
 
+from jointkl.errors import JointKLError
 from jointkl.nets import build, repeat_call
 
 Shape = int | tuple[int, ...]
@@ -47,20 +48,28 @@ class _TwoNets(nn.Module):
         return torch.stack([self.mu(*h), self.s(*h)], 1)
 
 
+LINKS = ("softplus", "logvar")
+
+
 class Gaussian(Conditional):
     """N(mu(h), diag sigma(h)^2), reparameterized. `std`: None = predicted per input,
     "global" = one learned std per dimension, a float = fixed. `separate`: with std=None, mu and sigma come
-    from two networks that share nothing (DALI Sec. 4), instead of one network's two output halves."""
+    from two networks that share nothing (DALI Sec. 4), instead of one network's two output halves. `link`:
+    how the second output s becomes sigma, "softplus" (softplus(s)) or "logvar" (exp(s / 2): s is the log
+    variance, as in the VAE's and ALI's code)."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
                  std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3,
-                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False, separate: bool = False):
+                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False, separate: bool = False,
+                 link: str = "softplus"):
+        if link not in LINKS:
+            raise JointKLError(f"unknown std link {link!r}; choose one of {', '.join(LINKS)}")
         shape = _shape(event_shape)
         if separate and std is None and net is None:
             net = _TwoNets(*[build(arch, in_dim, shape, hidden, layers, extra_dim, batchnorm) for _ in range(2)])
         super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net, arch, extra_dim,
                          batchnorm)
-        self.std, self.min_std = std, min_std
+        self.std, self.min_std, self.link = std, min_std, link
         if std == "global":
             self.log_std = nn.Parameter(torch.zeros(shape))
 
@@ -68,7 +77,7 @@ class Gaussian(Conditional):
         out = self.net(*h)
         if self.std is None:
             mu, s = out.unbind(1)                                     # (B, *event) each
-            std = F.softplus(s) + self.min_std
+            std = (F.softplus(s) if self.link == "softplus" else (0.5 * s).exp()) + self.min_std
         elif self.std == "global":
             mu, std = out, self.log_std.exp().clamp_min(self.min_std).expand_as(out)
         else:

@@ -47,6 +47,7 @@ class DALIConfig:
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
     min_std: float = 1e-3                  # floor of q(z|x)'s std (the paper does not state one)
     separate_heads: bool = False           # mu(x) and sigma(x) from two networks, as in Sec. 4 (else one, two halves)
+    std_link: str = "softplus"             # sigma(x) = softplus(s(x)), or "logvar": exp(s(x) / 2), s the log variance
     g_batchnorm: bool = False              # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
     lr: float = 1e-3                       # G and E
     lr_d: float | None = None              # defaults to lr
@@ -70,7 +71,7 @@ class DALI(Objective):
         # on D's features E only needs a head (the paper's "two separated fully connected networks")
         self.E = Gaussian(self.D.net[-1].in_features if feats else data_shape, cfg.latent_dim, cfg.hidden,
                           1 if feats else cfg.layers, std=1.0 if cfg.variant == "l2" else None, min_std=cfg.min_std,
-                          arch=cfg.arch, separate=cfg.separate_heads)
+                          arch=cfg.arch, separate=cfg.separate_heads, link=cfg.std_link)
         self.lam = cfg.lam if cfg.lam is not None else 1.0 / cfg.latent_dim
 
     @property
