@@ -30,11 +30,12 @@ class Conditional(nn.Module):
     """`forward(*inputs) -> Distribution` with event shape `event_shape`."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, out_shape: Shape, hidden: int, layers: int,
-                 net: nn.Module | None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
+                 net: nn.Module | None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False,
+                 act: str = "leaky_relu"):
         super().__init__()
         self.event_shape = _shape(event_shape)
         self.net = net if net is not None else build(arch, in_dim, _shape(out_shape), hidden, layers, extra_dim,
-                                                     batchnorm)
+                                                     batchnorm, act)
 
 
 class _TwoNets(nn.Module):
@@ -60,15 +61,15 @@ class Gaussian(Conditional):
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
                  std: float | str | None = None, net: nn.Module | None = None, min_std: float = 1e-3,
-                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False, separate: bool = False,
-                 link: str = "softplus"):
+                 arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False, act: str = "leaky_relu",
+                 separate: bool = False, link: str = "softplus"):
         if link not in LINKS:
             raise JointKLError(f"unknown std link {link!r}; choose one of {', '.join(LINKS)}")
         shape = _shape(event_shape)
         if separate and std is None and net is None:
-            net = _TwoNets(*[build(arch, in_dim, shape, hidden, layers, extra_dim, batchnorm) for _ in range(2)])
+            net = _TwoNets(*[build(arch, in_dim, shape, hidden, layers, extra_dim, batchnorm, act) for _ in range(2)])
         super().__init__(in_dim, shape, (2, *shape) if std is None else shape, hidden, layers, net, arch, extra_dim,
-                         batchnorm)
+                         batchnorm, act)
         self.std, self.min_std, self.link = std, min_std, link
         if std == "global":
             self.log_std = nn.Parameter(torch.zeros(shape))
@@ -89,8 +90,9 @@ class Bernoulli(Conditional):
     """Independent Bernoulli pixels with logits from the network."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
-        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim, batchnorm)
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False,
+                 act: str = "leaky_relu"):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim, batchnorm, act)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         # no support check: grey values in [0, 1] are scored by the same cross-entropy
@@ -134,8 +136,9 @@ class Dirac(Conditional):
     """x = f(h): a deterministic network (GAN generator, deterministic encoder; Su eq. 12)."""
 
     def __init__(self, in_dim: Shape, event_shape: Shape, hidden: int = 256, layers: int = 2,
-                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False):
-        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim, batchnorm)
+                 net: nn.Module | None = None, arch: str = "mlp", extra_dim: int = 0, batchnorm: bool = False,
+                 act: str = "leaky_relu"):
+        super().__init__(in_dim, event_shape, event_shape, hidden, layers, net, arch, extra_dim, batchnorm, act)
 
     def forward(self, *h: torch.Tensor) -> D.Distribution:
         return Delta(self.net(*h), len(self.event_shape))
@@ -174,10 +177,10 @@ class Implicit(Conditional):
 
 
 def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int, arch: str = "mlp",
-            batchnorm: bool = False) -> Conditional:
+            batchnorm: bool = False, act: str = "leaky_relu") -> Conditional:
     """p(x|z) for a data kind: Bernoulli pixels or a Gaussian with a learned global std."""
     if kind == "bernoulli":
-        return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch, batchnorm=batchnorm)
+        return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch, batchnorm=batchnorm, act=act)
     if kind == "gaussian":
-        return Gaussian(in_dim, data_shape, hidden, layers, std="global", arch=arch, batchnorm=batchnorm)
+        return Gaussian(in_dim, data_shape, hidden, layers, std="global", arch=arch, batchnorm=batchnorm, act=act)
     raise ValueError(f"unknown decoder {kind!r}; choose bernoulli or gaussian")

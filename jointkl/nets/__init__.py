@@ -36,12 +36,13 @@ def check_arch(arch: str, data_shape: tuple[int, ...]) -> None:
 
 
 def build(arch: str, in_shape: Shape, out_shape: Shape, hidden: int, layers: int, extra_dim: int = 0,
-          batchnorm: bool = False) -> nn.Module:
+          batchnorm: bool = False, act: str = "leaky_relu") -> nn.Module:
     """The network reading a first input of shape `in_shape` plus `extra_dim` more vector entries (labels, z,
     noise) and returning (B, *out_shape). "mlp": an MLP on the inputs flattened (`hidden`, `layers`; `batchnorm`
-    after each hidden linear layer, as in DCGAN's and ALI's generators). "dcgan": a ConvEncoder when the first
-    input is an image (C, H, W), a ConvDecoder (batch norm built in) when the inputs are vectors and the output
-    ends in an image; an MLP where neither is an image (e.g. AAE's D(z))."""
+    after each hidden linear layer, as in DCGAN's and ALI's generators; `act` the hidden activation, "leaky_relu"
+    (0.2) or "relu"). "dcgan": a ConvEncoder when the first input is an image (C, H, W), a ConvDecoder (batch norm
+    built in) when the inputs are vectors and the output ends in an image; an MLP where neither is an image (e.g.
+    AAE's D(z))."""
     if arch not in ARCHS:
         raise JointKLError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     in_shape, out_shape = _shape(in_shape), _shape(out_shape)
@@ -49,7 +50,7 @@ def build(arch: str, in_shape: Shape, out_shape: Shape, hidden: int, layers: int
         return ConvEncoder(in_shape, out_shape, extra_dim)
     if arch == "dcgan" and len(out_shape) >= 3:
         return ConvDecoder(math.prod(in_shape) + extra_dim, out_shape)
-    return MLP(math.prod(in_shape) + extra_dim, out_shape, hidden, layers, batchnorm)
+    return MLP(math.prod(in_shape) + extra_dim, out_shape, hidden, layers, batchnorm, act)
 
 
 def features(net: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:

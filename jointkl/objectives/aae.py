@@ -43,6 +43,7 @@ class AAEConfig:
     lr: float = 1e-3                # encoder and decoder
     lr_d: float | None = None       # defaults to lr
     g_batchnorm: bool = False       # batch norm in the decoder's hidden layers (arch=mlp; as DCGAN's G)
+    g_act: str = "leaky_relu"       # the decoder's hidden activation (arch=mlp): leaky_relu (0.2) | relu
     betas: tuple[float, float] = (0.5, 0.999)
 
 
@@ -65,9 +66,8 @@ class AAE(LatentVariableModel):
         d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
         self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
                     else Dirac(data_shape, d, h, n, arch=arch))
-        bn = cfg.g_batchnorm
-        self.p_x = (Dirac(d, data_shape, h, n, arch=arch, batchnorm=bn) if kind == "dirac"
-                    else decoder(kind, d, data_shape, h, n, arch, bn))
+        g = dict(arch=arch, batchnorm=cfg.g_batchnorm, act=cfg.g_act)
+        self.p_x = Dirac(d, data_shape, h, n, **g) if kind == "dirac" else decoder(kind, d, data_shape, h, n, **g)
         self.D = MLP(d, 1, h, n)                                          # logit of D(z)
 
     def players(self):

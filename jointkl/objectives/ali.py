@@ -63,6 +63,7 @@ class ALIConfig:
     decoder: str = "dirac"          # dirac (x = G(z)) | gaussian (learned global std, Su)
     loss: str = "nonsaturating"     # minimax (eq. 42) | nonsaturating (eq. 43) | vi (eq. 41) | vi_full (eq. 40)
     g_batchnorm: bool = False       # batch norm in the decoder's hidden layers (arch=mlp; as DCGAN's G)
+    g_act: str = "leaky_relu"       # the decoder's hidden activation (arch=mlp): leaky_relu (0.2) | relu
     lr: float = 1e-3                # encoder and decoder
     lr_d: float | None = None       # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -86,9 +87,9 @@ class ALI(LatentVariableModel):
         d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
         self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
                     else Dirac(data_shape, d, h, n, arch=arch))
-        bn = cfg.g_batchnorm
-        self.p_x = (Gaussian(d, data_shape, h, n, std="global", arch=arch, batchnorm=bn) if cfg.decoder == "gaussian"
-                    else Dirac(d, data_shape, h, n, arch=arch, batchnorm=bn))
+        g = dict(arch=arch, batchnorm=cfg.g_batchnorm, act=cfg.g_act)
+        self.p_x = (Gaussian(d, data_shape, h, n, std="global", **g) if cfg.decoder == "gaussian"
+                    else Dirac(d, data_shape, h, n, **g))
         self.D = build(arch, data_shape, 1, h, n, extra_dim=d)            # logit of D(x, z)
 
     def players(self):

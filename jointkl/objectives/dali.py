@@ -49,6 +49,7 @@ class DALIConfig:
     separate_heads: bool = False           # mu(x) and sigma(x) from two networks, as in Sec. 4 (else one, two halves)
     std_link: str = "softplus"             # sigma(x) = softplus(s(x)), or "logvar": exp(s(x) / 2), s the log variance
     g_batchnorm: bool = False              # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
+    g_act: str = "leaky_relu"              # G's hidden activation (arch=mlp): leaky_relu (0.2) | relu (DCGAN's G)
     lr: float = 1e-3                       # G and E
     lr_d: float | None = None              # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -65,7 +66,8 @@ class DALI(Objective):
         if cfg.variant not in VARIANTS:
             raise JointKLError(f"unknown DALI variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
         check_arch(cfg.arch, data_shape)
-        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch, batchnorm=cfg.g_batchnorm)
+        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch, batchnorm=cfg.g_batchnorm,
+                       act=cfg.g_act)
         self.D = build(cfg.arch, data_shape, 1, cfg.hidden, cfg.layers)
         feats = cfg.encoder_on_disc_features
         # on D's features E only needs a head (the paper's "two separated fully connected networks")

@@ -44,6 +44,7 @@ class GANConfig:
     g_steps: int = 1                # generator updates per outer step (Su's code: 2)
     d_steps: int = 1                # discriminator updates per outer step (n_critic)
     g_batchnorm: bool = False       # batch norm in G's hidden layers (arch=mlp; DCGAN's G has it built in)
+    g_act: str = "leaky_relu"       # G's hidden activation (arch=mlp): leaky_relu (0.2) | relu (DCGAN's G)
     lr: float = 1e-3
     lr_d: float | None = None       # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
@@ -62,7 +63,7 @@ class GAN(Objective):
         check_arch(cfg.arch, data_shape)
         c = self.cond_dim
         self.G = Dirac(cfg.latent_dim + c, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch,
-                       batchnorm=cfg.g_batchnorm)
+                       batchnorm=cfg.g_batchnorm, act=cfg.g_act)
         self.D = build(cfg.arch, data_shape, 1, cfg.hidden, cfg.layers, extra_dim=c)
         self._z = self._c = self._x_old = None
 
