@@ -80,9 +80,10 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
             rows += [Row(label, "modes (of 25)", [], paper_modes), Row(label, "% high quality", [], paper_hq)]
     dali_modes, dali_hq = [r for r in rows if r.method.split(" (")[0] == "DALI"][:2]   # label may name a diverged seed
     ok = dali_modes.mean >= 24.5 and dali_hq.mean >= 80.0
+    dali_lr = f"{DALI_LR[scale]:.0e}".replace("e-0", "e-")              # 5e-4, not 0.0005
     pending = [label for label, (m, *_) in TABLE2.items() if m not in MODELS]
     note = (f"{capped(steps)} steps, MLPs 3x{hidden} (G: batch norm and ReLU, as DCGAN's), latent 2, batch 256, "
-            f"Adam(0.5, 0.999) lr 1e-3 (DALI {DALI_LR[scale]:g}, DALI-f 2e-4; {'decayed linearly to 0.1x' if decay else 'no lr decay'}), "
+            f"Adam(0.5, 0.999) lr 1e-3 (DALI {dali_lr}, DALI-f 2e-4; {'decayed linearly to 0.1x' if decay else 'no lr decay'}), "
             f"{seeds} seed(s). Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
             f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's GAN and ALI numbers come from "
             "VEEGAN's older baselines; ours use the same nets and optimizer as DALI. AAE is not in the paper's "
