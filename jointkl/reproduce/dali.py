@@ -35,7 +35,7 @@ TABLE2 = {                       # label -> model, its options, paper's modes, p
     "AAE": ("aae", {"decoder": "dirac"}, None, None),
 }
 # DALI's lr per scale. Over 20,000 steps 1e-3 let a seed fold G's map early and keep a hole of interior modes
-# (seeds 5-9: 17, 25, 21, 25, 25); 5e-4 gave 24 and 25 on seeds 5 and 7 and 25 on fresh seeds 10-14. Over 4,000
+# (seeds 5-9: 17, 25, 21, 25, 25); 5e-4 gave 24 and 25 on seeds 5 and 7 and 25 on fresh seeds 10-19. Over 4,000
 # steps 5e-4 is too slow (23.8 modes, 9.0 % high quality against 25.0 / 47.6 % at 1e-3)
 DALI_LR = dict(quick=1e-3, default=1e-3, full=5e-4)
 # D learns 4x slower than the rest: at equal rates every adversary on mnist5k won outright (D loss ~0.01)
