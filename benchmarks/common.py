@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from jointkl.training.trainer import Callback, Trainer
+
 
 def machine() -> str:
     """CPU model, cores, torch threads and the load average: the context every number needs."""
@@ -79,23 +81,21 @@ def ratios(rates: dict, a: str, b: str) -> None:
             print(f"ratio {a} / {b}, {what + ':':24s} {rates[a][k] / rates[b][k]:.3f}")
 
 
-class LoopClock:
-    """Times a Trainer's loop from the start of its first step to the end of its last, from the outside, by
-    wall clock and by this process's CPU time: the steps' own bookkeeping (logging every K steps, NaN checks)
-    is inside; the one-time set-up and the final sample grid and checkpoint are not (`jointkl_fit` also
-    times `fit` as a whole)."""
+class LoopClock(Callback):
+    """Times a Trainer's loop from the start of its first step to the end of its last, by wall clock and by
+    this process's CPU time: the steps' own bookkeeping (logging every K steps, NaN checks) is inside; the
+    one-time set-up and the final sample grid and checkpoint are not (`jointkl_fit` also times `fit` as a
+    whole)."""
 
-    def __init__(self, trainer):
+    def __init__(self):
         self.first = self.last = None
-        step = trainer.train_step
 
-        def timed():
-            if self.first is None:
-                self.first = (time.perf_counter(), time.process_time())
-            out = step()
-            self.last = (time.perf_counter(), time.process_time())
-            return out
-        trainer.train_step = timed
+    def on_step_start(self, trainer):
+        if self.first is None:
+            self.first = (time.perf_counter(), time.process_time())
+
+    def on_step_end(self, trainer, logs):
+        self.last = (time.perf_counter(), time.process_time())
 
     @property
     def seconds(self) -> float:
@@ -109,10 +109,10 @@ class LoopClock:
 def jointkl_fit(model, ds, cfg, run_dir) -> dict[str, float]:
     """Train with jointkl's Trainer: its loop ('seconds', 'cpu') and Trainer(...) to fit()'s return
     ('end_to_end', 'cpu_end_to_end'), by wall clock and CPU time."""
-    from jointkl.training.trainer import Trainer
+    from jointkl.data import prepare
     t, c = time.perf_counter(), time.process_time()
-    trainer = Trainer(model, ds, cfg, run_dir)
-    clock = LoopClock(trainer)
-    trainer.fit()
+    clock = LoopClock()
+    ds = prepare(ds, cfg.binarize, cfg.train_fraction, cfg.labelled, cfg.seed, model.labels, model.name)
+    Trainer(model, ds, cfg, run_dir, callbacks=(clock,)).fit()
     return {"seconds": clock.seconds, "cpu": clock.cpu, "end_to_end": time.perf_counter() - t,
             "cpu_end_to_end": time.process_time() - c}

@@ -8,14 +8,29 @@ Prints the operators by self CPU time (one thread), after 10 warm-up steps.
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from jointkl.data import load
 from jointkl.training.config import TrainConfig
-from jointkl.training.trainer import Trainer
+from jointkl.training.trainer import Callback, Trainer
+
+WARMUP = 10
+
+
+class Profiler(Callback):
+    """torch.profiler over every step after the warm-up ones."""
+
+    def __init__(self):
+        self.prof = profile(activities=[ProfilerActivity.CPU])
+
+    def on_step_start(self, trainer):
+        if trainer.step == WARMUP:
+            self.prof.start()
+
+    def on_fit_end(self, trainer):
+        self.prof.stop()
 
 
 def main() -> None:
@@ -34,13 +49,10 @@ def main() -> None:
         from jointkl.objectives.gan import GAN, GANConfig
         ds = load("grid25")
         model, batch, steps = GAN(GANConfig(latent_dim=2, hidden=128, layers=3), ds.shape, ds.kind), 256, 300
-    trainer = Trainer(model, ds, TrainConfig(steps=steps, batch_size=batch, device="cpu"), tempfile.mkdtemp())
-    for _ in range(10):
-        trainer.train_step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            trainer.train_step()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows))
+    cb = Profiler()
+    Trainer(model, ds, TrainConfig(steps=WARMUP + steps, batch_size=batch, device="cpu", log_every=WARMUP + steps),
+            callbacks=(cb,), progress=False).fit()
+    print(cb.prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.rows))
 
 
 if __name__ == "__main__":

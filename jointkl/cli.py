@@ -65,12 +65,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(a) -> None:
-    from jointkl.training import distributed
+    from jointkl.run import launch
     from jointkl.training.config import parse_overrides
     options = parse_overrides(a.options)
     options.update({k: getattr(a, k) for k in ("steps", "seed") if getattr(a, k) is not None})  # flags win
     # one process: jointkl.train; under torchrun every process runs this and rank 0 alone writes the run
-    model = distributed.train(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
+    model = launch(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {model.name}; run in {model.run_dir}")
 
@@ -100,10 +100,10 @@ def _sample(a) -> None:
 
 
 def _eval(a) -> None:
-    from jointkl.api import _dataset, _read_config, load
+    from jointkl.run import dataset, load, read_config
     from jointkl.eval.suite import evaluate
     model = load(a.run)
-    ds = _dataset(a.data or _read_config(Path(a.run))["data"])
+    ds = dataset(a.data or read_config(Path(a.run))["data"])
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     ais = {"steps": a.ais_steps, "chains": a.ais_chains, **({"n": a.ais_n} if a.ais_n else {})}
     res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed, ais=ais)
@@ -127,9 +127,9 @@ def _list(a) -> None:
         for name, desc in sorted(DESCRIPTIONS.items()):
             print(f"{name:14s} {desc}")
     else:
-        from jointkl.reproduce import TABLES
-        for name, t in TABLES.items():
-            print(f"{name:16s} {t.title}")
+        from jointkl.reproduce import ORDER, TABLES
+        for name in ORDER:
+            print(f"{name:16s} {TABLES[name].title}")
 
 
 def _reproduce(a) -> None:

@@ -7,3 +7,9 @@ class JointKLError(Exception):
 
 class Diverged(JointKLError):
     """Training met a non-finite loss and stopped before applying the update."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line, `Type: message`, for messages that quote a library's error."""
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__

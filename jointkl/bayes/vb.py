@@ -17,8 +17,8 @@ import torch
 import torch.distributions as D
 from torch import nn
 
-from jointkl.objectives.avb import AVBVI
 from jointkl.objectives.base import Objective, Player
+from jointkl.training.trainer import train_without_data
 
 
 @dataclass(frozen=True)
@@ -61,4 +61,6 @@ class GaussianVB(Objective):
     def sample(self, n: int) -> torch.Tensor:
         return self.q().sample((n,))                                    # (n, dim)
 
-    fit = AVBVI.fit                 # the same Trainer loop: fit(steps, batch, device, callback)
+    def fit(self, steps: int, batch: int = 64, device: str = "cpu", callbacks=(), seed: int = 0) -> "GaussianVB":
+        """Train with the library's Trainer, `batch` draws per step (as `AVBVI.fit`)."""
+        return train_without_data(self, steps, batch, device, callbacks, seed)

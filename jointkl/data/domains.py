@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from jointkl.data import Dataset, load, register
+from jointkl.data.base import Dataset, load, register
 from jointkl.errors import JointKLError
 
 

@@ -75,8 +75,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from jointkl.data import Dataset, _one_line, register
-from jointkl.errors import JointKLError
+from jointkl.data.base import Dataset, register
+from jointkl.errors import JointKLError, one_line
 
 TIMEOUT_S = 10.0
 CELEBA_MAX = 50_000
@@ -98,7 +98,7 @@ def _download(urls: list[str], dest: Path, md5: str) -> None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise JointKLError(f"could not create {dest.parent} ({_one_line(e)}); set JOINTKL_DATA to a writable "
+        raise JointKLError(f"could not create {dest.parent} ({one_line(e)}); set JOINTKL_DATA to a writable "
                            "folder") from e
     part = dest.with_name(f"{dest.name}.part{os.getpid()}")   # per process: concurrent ranks never clash
     last: BaseException | None = None
@@ -116,7 +116,7 @@ def _download(urls: list[str], dest: Path, md5: str) -> None:
             part.unlink(missing_ok=True)
             network = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException)
             if not isinstance(e, network):   # our disk (full, read-only), not the network
-                raise JointKLError(f"could not write {part} ({_one_line(e)}); check space and permissions") from e
+                raise JointKLError(f"could not write {part} ({one_line(e)}); check space and permissions") from e
             last = e
             continue
         if h.hexdigest() != md5:
@@ -125,7 +125,7 @@ def _download(urls: list[str], dest: Path, md5: str) -> None:
                                f"run again, or place a good copy in {dest.parent}")
         os.replace(part, dest)
         return
-    raise _Unreachable(_one_line(last) if last else "no URL")
+    raise _Unreachable(one_line(last) if last else "no URL")
 
 
 def _fetch_or_explain(name: str, folder: Path, missing: list[str], fetch, alt: str = "") -> None:
@@ -138,7 +138,7 @@ def _fetch_or_explain(name: str, folder: Path, missing: list[str], fetch, alt: s
 
 
 def _corrupt(name: str, path: Path, why) -> JointKLError:
-    why = _one_line(why) if isinstance(why, BaseException) else why
+    why = one_line(why) if isinstance(why, BaseException) else why
     return JointKLError(f"{name}: {path} is corrupt or not in the expected format ({why}); "
                         "delete it and run again to re-download it (or place a fresh copy)")
 
@@ -340,7 +340,7 @@ def _celeba_split(folder: Path, names: list[str]) -> tuple[list[str], list[str],
                 name, which = line.split()
                 split[which].append(name)
     except (OSError, UnicodeDecodeError, ValueError, KeyError) as e:
-        raise _corrupt("celeba", part, f"expected lines like '000001.jpg 0' ({_one_line(e)})") from e
+        raise _corrupt("celeba", part, f"expected lines like '000001.jpg 0' ({one_line(e)})") from e
     return split["0"], split["2"], "list_eval_partition.txt (0 train, 2 test)"
 
 

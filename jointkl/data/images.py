@@ -31,7 +31,7 @@ import os
 import numpy as np
 import torch
 
-from jointkl.data import Dataset, register
+from jointkl.data.base import Dataset, register
 from jointkl.errors import JointKLError
 
 _SEED = 0

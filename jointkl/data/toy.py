@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from jointkl.data import Dataset, register
+from jointkl.data.base import Dataset, register
 
 _TRAIN_N, _TEST_N = 50_000, 10_000
 _TRAIN_SEED, _TEST_SEED = 0, 1

@@ -158,7 +158,7 @@ def train_classifier(x: Tensor, y: Tensor, cfg: ClassifierConfig = ClassifierCon
 
 
 def _sha256(path: Path) -> str:
-    from jointkl.training.checkpoint import _sha256 as sha
+    from jointkl.training.checkpoint import sha256 as sha
     return sha(path)
 
 

@@ -5,7 +5,7 @@ metrics were chosen automatically and is an error when asked for by name. The au
 metrics (AUTO); AIS, the classifier IS/FID and the Inception-v3 IS/FID run only when named.
 
     elbo, iwae   model.log_likelihood on the test split (iwae with k samples)
-    ais          AIS log p(x) (jointkl.eval.ais; `ais` options: steps, chains, ... and n = test examples used)
+    ais          AIS log p(x) (jointkl.divergences.ais; `ais` options: steps, chains, ... and n = test examples used)
     is, fid      IS of n samples under the data's domain classifier, FID against the test split (eval.quality)
     is_inception, fid_inception   the same with Inception-v3 (needs torch-fidelity and its weights file)
     modes        VEEGAN mode coverage of n samples;  recon  per-pixel reconstruction MSE
@@ -18,7 +18,7 @@ import torch
 
 from jointkl.data import Dataset
 from jointkl.errors import JointKLError
-from jointkl.eval.ais import ais_config
+from jointkl.divergences.ais import ais_config
 from jointkl.eval.modes import mode_stats
 from jointkl.eval.recon import reconstruction_mse
 

@@ -36,6 +36,7 @@ from torch import nn
 from jointkl.divergences.importance import iwae_bound
 from jointkl.divergences.ratio import discriminator_loss
 from jointkl.errors import JointKLError
+from jointkl.training.trainer import train_without_data
 from jointkl.joints import Implicit, decoder
 from jointkl.nets import build, check_arch, repeat_call
 from jointkl.objectives.base import Player
@@ -191,17 +192,9 @@ class AVBVI(AVB):
     def sample(self, n: int) -> torch.Tensor:
         return self.q_z(torch.zeros(n, 0, device=self.device)).sample()     # (n, dim)
 
-    def fit(self, steps: int, batch: int = 64, device: str = "cpu", callback=None) -> "AVBVI":
-        """Train with the library's Trainer (same player schedule; seed torch's RNG first for a repeatable run);
-        callback(step, logs) after each step, e.g. to track the KL to a reference posterior (AVB Fig. 3)."""
-        from jointkl.data import Dataset
-        from jointkl.training.config import TrainConfig
-        from jointkl.training.trainer import Trainer
-        empty = torch.zeros(batch, 0)                                      # (batch, 0): batch rows, no x
-        trainer = Trainer(self, Dataset("vi", empty, empty, "continuous"),
-                          TrainConfig(steps=steps, batch_size=batch, device=device), run_dir=".")
-        for step in range(steps):
-            logs = trainer.train_step()
-            if callback:
-                callback(step + 1, logs)
-        return self.eval()
+    def fit(self, steps: int, batch: int = 64, device: str = "cpu", callbacks=(), seed: int = 0) -> "AVBVI":
+        """Train with the library's Trainer (same player schedule) on `batch` rows of nothing per step; the
+        noise stream goes on from the caller's (seed torch's RNG first for a repeatable run). `callbacks`
+        (`jointkl.training.trainer.Callback`) watch the steps, e.g. the KL to a reference posterior (AVB Fig. 3)."""
+        return train_without_data(self, steps, batch, device, callbacks, seed)
+

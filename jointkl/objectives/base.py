@@ -7,26 +7,16 @@ player (EM's M-step) updates its parameters itself in `update`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from jointkl.errors import JointKLError
+from jointkl.training.player import Player
 
 Logs = dict[str, torch.Tensor]
-
-
-@dataclass
-class Player:
-    name: str
-    params: list[nn.Parameter]
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    steps: int = 1                  # updates per outer step (e.g. n_critic)
-    closed_form: bool = False       # `update` replaces the gradient step
-    full_batch: bool = False        # the player sees the whole training set each update
+__all__ = ["Logs", "Objective", "Player"]
 
 
 class Objective(nn.Module):

@@ -84,12 +84,12 @@ class LatentVariableModel(Objective):
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
         """Per-example bound on log p(x): ELBO (mean of k log-weights), IWAE (Burda et al. 2016) or AIS (Wu et al.
-        2016; k chains, `ais` options such as steps=1000 go to `jointkl.eval.ais.AISConfig`)."""
+        2016; k chains, `ais` options such as steps=1000 go to `jointkl.divergences.ais.AISConfig`)."""
         if method not in ("elbo", "iwae", "ais"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
         if method == "ais":
-            from jointkl.eval.ais import ais_config, ais_log_likelihood
+            from jointkl.divergences.ais import ais_config, ais_log_likelihood
             return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
         if ais:
             raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")

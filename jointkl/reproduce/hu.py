@@ -17,8 +17,8 @@ import jointkl.plots  # noqa: F401  (selects the Agg backend)
 from jointkl import data
 from jointkl.api import load
 from jointkl.plots import save_samples
-from jointkl.reproduce import Result, Row, Table, image_nets, nets_name, pick, register, train_many
-from jointkl.training.trainer import keep_labels
+from jointkl.data import keep_labels
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, image_nets, nets_name, pick, register, train_many
 
 # MLP encoder/decoder/discriminator, Bernoulli pixels on dynamically binarized digits, Adam lr 1e-3, batch 100
 VAE_MNIST = dict(binarize="dynamic", batch_size=100, latent_dim=16, hidden=256, layers=2, lr=1e-3, log_every=250)
@@ -63,11 +63,12 @@ def _finish(pairs: list[tuple[Row, Row]], what: str, paper_note: str, seeds: int
 
 # ---- Table 3: test ELBO of VAE / AA-VAE and CVAE / AA-CVAE on 1 %, 10 %, 100 % of the training digits --------
 
-def table3_jobs(out: Path, seeds: int, scale: str, temperature: float = AA_TEMPERATURE) -> list:
+def table3_jobs(ctx: Context, out: Path, temperature: float = AA_TEMPERATURE) -> list[Job]:
+    scale, seeds = ctx.scale, ctx.seeds
     steps = pick(scale, 100, 1000, 10000)
     fractions = pick(scale, {"10%": 0.1}, FRACTIONS)
-    return [(m, _data(scale), out / f"{label}-{frac}-seed{s}",
-             {**VAE_MNIST, **image_nets(scale), **_aa(o, temperature), "train_fraction": f, "steps": steps, "ckpt_every": steps, "seed": s})
+    return [Job(m, _data(scale), out / f"{label}-{frac}-seed{s}",
+                {**VAE_MNIST, **image_nets(scale), **_aa(o, temperature), "train_fraction": f, "steps": steps, "ckpt_every": steps, "seed": s})
             for frac, f in fractions.items() for label, (m, o) in TABLE3.items() for s in range(seeds)]
 
 
@@ -79,9 +80,8 @@ def test_elbo(model, x: torch.Tensor, y: torch.Tensor, k: int = 10) -> float:
     return float(ll.mean())
 
 
-def hu_table3(out: Path, seeds: int, scale: str = "default", workers: int | None = None) -> Result:
-    jobs = table3_jobs(out, seeds, scale)
-    train_many(jobs, workers)
+def hu_table3(ctx: Context, out: Path) -> Result:
+    scale, seeds, jobs = ctx.scale, ctx.seeds, table3_jobs(ctx, out)
     ds = data.load(_data(scale))
     x, y = data.binarize_fixed(ds.test), ds.test_labels                  # one fixed binarization of the test set
     values: dict[tuple[str, str], list[float]] = {}
@@ -107,17 +107,17 @@ def hu_table3(out: Path, seeds: int, scale: str = "default", workers: int | None
 SVAE_MNIST = dict(VAE_MNIST, classes=10, alpha=10.0)
 
 
-def table4_jobs(out: Path, seeds: int, scale: str, temperature: float = AA_TEMPERATURE) -> list:
+def table4_jobs(ctx: Context, out: Path, temperature: float = AA_TEMPERATURE) -> list[Job]:
+    scale, seeds = ctx.scale, ctx.seeds
     steps = pick(scale, 60, 1000, 10000)
     fractions = pick(scale, {"10%": 0.1}, {"1%": 0.01, "10%": 0.1})
-    return [("svae", _data(scale), out / f"{label}-{frac}-seed{s}",
-             {**SVAE_MNIST, **image_nets(scale), **_aa(o, temperature), "labelled": f, "steps": steps, "ckpt_every": steps, "seed": s})
+    return [Job("svae", _data(scale), out / f"{label}-{frac}-seed{s}",
+                {**SVAE_MNIST, **image_nets(scale), **_aa(o, temperature), "labelled": f, "steps": steps, "ckpt_every": steps, "seed": s})
             for frac, f in fractions.items() for label, o in TABLE4.items() for s in range(seeds)]
 
 
-def hu_table4(out: Path, seeds: int, scale: str = "default", workers: int | None = None) -> Result:
-    jobs = table4_jobs(out, seeds, scale)
-    train_many(jobs, workers)
+def hu_table4(ctx: Context, out: Path) -> Result:
+    scale, seeds, jobs = ctx.scale, ctx.seeds, table4_jobs(ctx, out)
     ds = data.load(_data(scale))
     x = data.binarize_fixed(ds.test)
     values: dict[tuple[str, str], list[float]] = {}
@@ -143,17 +143,17 @@ def hu_table4(out: Path, seeds: int, scale: str = "default", workers: int | None
 TABLE2 = {"GAN": ("gan", {}), "IWGAN": ("gan", {"iw": True}), "CGAN": ("cgan", {}), "IWCGAN": ("cgan", {"iw": True})}
 
 
-def table2_jobs(out: Path, seeds: int, scale: str) -> list:
+def table2_jobs(ctx: Context, out: Path) -> list[Job]:
+    scale, seeds = ctx.scale, ctx.seeds
     steps = pick(scale, 200, 3000, 20000)
-    return [(m, _data(scale), out / f"{label}-seed{s}", {**GAN_MNIST, **image_nets(scale), **o, "steps": steps, "ckpt_every": steps, "seed": s})
+    return [Job(m, _data(scale), out / f"{label}-seed{s}", {**GAN_MNIST, **image_nets(scale), **o, "steps": steps, "ckpt_every": steps, "seed": s})
             for label, (m, o) in TABLE2.items() for s in range(seeds)]
 
 
 @torch.no_grad()
-def hu_table2(out: Path, seeds: int, scale: str = "default", workers: int | None = None, n: int = 5000) -> Result:
+def hu_table2(ctx: Context, out: Path, n: int = 5000) -> Result:
     from jointkl.eval.quality import domain_classifier, inception_score
-    jobs = table2_jobs(out, seeds, scale)
-    train_many(jobs, workers)
+    scale, seeds, jobs = ctx.scale, ctx.seeds, table2_jobs(ctx, out)
     ds = data.load(_data(scale))
     clf = domain_classifier(ds)                                           # trained once per data set, cached
     probs = lambda x: clf.outputs(x)[0].softmax(1)                        # noqa: E731  (N, 10)
@@ -190,7 +190,7 @@ def select_temperature(out: Path, scale: str = "default", temperatures=(1.0, 1.5
                        workers: int | None = None) -> dict[float, float]:
     """AA-VAE trained on 10 % of the training digits at each temperature; the mean ELBO of the last 500 training
     digits (validation: never among the first 10 %) for each. The largest wins."""
-    base = table3_jobs(out, 1, scale)
+    base = table3_jobs(Context(scale, 1), out)
     opts = next(o for m, _, run, o in base if m == "vae" and o.get("aa") and "10%" in run.name)
     jobs = [("vae", _data(scale), out / f"select-T{t}", {**opts, "aa_temperature": t, "seed": seed}) for t in temperatures]
     train_many(jobs, workers)
@@ -202,13 +202,13 @@ _MNIST = "mnist5k (full scale: MNIST from its files and DCGAN-style conv nets), 
 register(Table("hu-table2", "Hu Table 2: GAN vs IWGAN (Inception Score), CGAN vs IWCGAN (conditional accuracy)",
                "mnist5k grey digits (full scale: MNIST, DCGAN-style conv nets); G and D MLPs 2x256, latent 16, batch 100, Adam(0.5, 0.999) lr 1e-3 (D 2e-4), "
                "non-saturating loss, 3,000 steps; IW = Hu eq. 16 weights over each batch. Scores from a classifier "
-               "trained on the same data (jointkl.eval.quality), 5,000 samples per run.", hu_table2,
+               "trained on the same data (jointkl.eval.quality), 5,000 samples per run.", hu_table2, table2_jobs,
                seeds=2, full_data=("mnist",)))
 register(Table("hu-table3", "Hu Table 3: VAE vs AA-VAE, CVAE vs AA-CVAE test ELBO on 1 %, 10 %, 100 % of the data",
                _MNIST + "of the test digits for the ELBO (10 draws each). Encoder, decoder and D MLPs 2x256, latent 16, "
                "batch 100, Adam lr 1e-3, 1,000 steps; AA: one model sample per data point, temperature "
-               f"{AA_TEMPERATURE} (validation).", hu_table3, seeds=2, full_data=("mnist",)))
+               f"{AA_TEMPERATURE} (validation).", hu_table3, table3_jobs, seeds=2, full_data=("mnist",)))
 register(Table("hu-table4", "Hu Table 4 (Table 2 right): SVAE vs AA-SVAE test accuracy, 1 % and 10 % labels",
                _MNIST + "of the test digits. M2 with MLPs 2x256, latent 16, alpha 10 (validation), batch 100, "
-               f"Adam lr 1e-3, 1,000 steps; accuracy of argmax q(c|x); AA temperature {AA_TEMPERATURE}.", hu_table4,
+               f"Adam lr 1e-3, 1,000 steps; accuracy of argmax q(c|x); AA temperature {AA_TEMPERATURE}.", hu_table4, table4_jobs,
                seeds=2, full_data=("mnist",)))

@@ -19,7 +19,7 @@ from jointkl.errors import JointKLError
 PREFIX = "step-"
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -43,7 +43,7 @@ def save(ckpt_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dic
     tmp.mkdir()
     save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "model.safetensors")
     torch.save(state, tmp / "state.pt")
-    files = {name: _sha256(tmp / name) for name in ("model.safetensors", "state.pt")}
+    files = {name: sha256(tmp / name) for name in ("model.safetensors", "state.pt")}
     (tmp / "manifest.json").write_text(json.dumps({"step": step, "sha256": files}, indent=1))
     for name in (*files, "manifest.json"):
         _fsync(tmp / name)
@@ -54,6 +54,11 @@ def save(ckpt_dir: Path, step: int, weights: dict[str, torch.Tensor], state: dic
     for old in list_checkpoints(ckpt_dir)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def exists(ckpt_dir: Path, step: int) -> bool:
+    """A checkpoint folder for `step` is in place (written whole: folders appear only by rename)."""
+    return (ckpt_dir / f"{PREFIX}{step:08d}").exists()
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
@@ -68,7 +73,7 @@ def verify(path: Path) -> str | None:
     try:
         manifest = json.loads((path / "manifest.json").read_text())
         for name, digest in manifest["sha256"].items():
-            if _sha256(path / name) != digest:
+            if sha256(path / name) != digest:
                 return f"checksum mismatch in {name}"
     except (OSError, ValueError, KeyError) as e:
         return f"unreadable manifest ({type(e).__name__})"

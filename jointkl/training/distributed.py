@@ -4,8 +4,8 @@
     torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \\
              -m jointkl train gan --data grid25           # the same on every node, node_rank 0, 1, ...
 
-From Python, every process of a launch calls `jointkl.training.distributed.train(...)`, which takes
-`jointkl.train`'s arguments (and is `jointkl.train` in a single process).
+This module holds the collectives; `jointkl.run.launch` builds a run on every process of a launch (from
+Python, every process calls `jointkl.train(...)`, which joins the group when torchrun started it).
 
 Every rank holds the whole model. Each update of a player runs on every rank, on its own slice of the
 global batch (`batch_size / world` rows of one epoch permutation shared by all ranks), and that player's
@@ -193,70 +193,3 @@ def abort(message: str) -> None:
     ctx = context()
     if ctx.active and ctx.main and not _started:
         start_message({"abort": message})
-
-
-# ---- `jointkl train` on every process of a launch ----------------------------------------------------------
-
-def train(model: str, data=None, out=None, force: bool = False, resume: bool = False, **options):
-    """`jointkl.train` for every process of a torchrun launch (one process: exactly `jointkl.train`).
-
-    Rank 0 trains as `jointkl.train` does and alone touches the run directory; every other rank builds the
-    same model, data and trainer from rank 0's request (its arguments, and the run's config when resuming,
-    read by rank 0 before it rewrites it) and trains beside it. An error on rank 0 before training starts
-    is sent to the others, so that every process stops with it instead of waiting."""
-    from jointkl.api import train as train_here
-    ctx = setup()
-    try:
-        if not ctx.main:
-            return _follow(broadcast_object())
-        try:
-            if ctx.active:
-                broadcast_object(_request(model, data, out, resume, options))
-            return train_here(model, data=data, out=out, force=force, resume=resume, **options)
-        except JointKLError as e:
-            abort(str(e))
-            raise
-    finally:
-        teardown()
-
-
-def _request(model: str, data, out, resume: bool, options: dict) -> dict:
-    from pathlib import Path
-    from jointkl.api import _read_config
-    meta = None
-    if resume:
-        if out is None:
-            raise JointKLError("resume needs the run directory: pass --out RUN (out=...)")
-        meta = _read_config(Path(out))
-        if "steps" in options:
-            meta["train"]["steps"] = int(options["steps"])
-    return {"model": model, "data": data, "out": out, "options": options, "meta": meta}
-
-
-def _follow(request: dict):
-    """A rank > 0: build what rank 0 builds from its request, then train without writing anything."""
-    from jointkl import objectives
-    from jointkl.api import _build, _dataset
-    from jointkl.training.config import split_options
-    from jointkl.training.trainer import Trainer
-    if "abort" in request:
-        raise JointKLError(request["abort"])
-    meta = request["meta"]
-    try:
-        if meta is not None:                                # resume: the run's own config, from rank 0
-            net, tcfg = _build(meta)
-            ds = _dataset(meta["data"] if request["data"] is None else request["data"])
-        else:                                               # as jointkl.train builds it on rank 0
-            cls = objectives.get(request["model"])
-            tcfg, mcfg = split_options(dict(request["options"]), cls.Config, request["model"])
-            ds = _dataset("grid25" if request["data"] is None else request["data"])
-            torch.manual_seed(tcfg.seed)
-            net = cls(mcfg, ds.shape, ds.kind)
-        out = request["out"] or f"runs/{net.name}-{ds.name}-seed{tcfg.seed}"   # never written by this rank
-        trainer = Trainer(net, ds, tcfg, out)
-    except Exception as e:  # rank 0 met the same problem (bad options, missing data) and sends its word
-        msg = start_message()
-        raise JointKLError(msg.get("abort") or f"process {context().rank} could not build the run: {e}") from None
-    trained = trainer.fit(resume=meta is not None)
-    trained.run_dir = out
-    return trained

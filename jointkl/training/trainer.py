@@ -5,6 +5,12 @@ player in declaration order, `player.steps` times, each time on a fresh batch. D
 as one tensor and is read by an epoch permutation from a seeded generator, so the whole run, resumed or
 not, is a deterministic function of the seed on CPU.
 
+Callbacks (`Callback`: fit start, step start and end, log, checkpoint, fit end) are how anything outside
+the trainer watches or steers a run: the run folder's writers (metrics.csv + TensorBoard, sample grids) are
+callbacks, and so are AVB's variational-Bayes fit, the Eight Schools curves, the time estimate of
+`reproduce` and the benchmarks' clocks; a callback stops a run by setting `trainer.should_stop`. Without a
+run folder (`run_dir=None`) the trainer writes nothing.
+
 Under torchrun the same loop runs data-parallel (jointkl.training.distributed): each rank takes its slice
 of every global batch and a player's gradients are averaged over the ranks before its optimizer steps.
 
@@ -25,15 +31,27 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from jointkl.data import Dataset, binarize_fixed
+from jointkl.data import Dataset
+from jointkl.data.base import UNPREPARED, prepared_key
 from jointkl.errors import Diverged, JointKLError
-from jointkl.objectives.base import Objective, Player
 from jointkl.plots import save_samples
 from jointkl.training import checkpoint, distributed
 from jointkl.training.config import TrainConfig
+from jointkl.training.player import Player
 
 
-PROGRESS: bool | None = None   # None: a progress bar when stderr is a terminal; False: never
+class Callback:
+    """Hooks into `Trainer.fit`, in the spirit of minGPT's callbacks and Lightning's hooks; override any.
+    `on_step_start`/`on_step_end` run on every process, the others (and the run folder's writers) on rank 0
+    alone. `logs` holds the step's detached loss tensors; `values` the logged floats (averaged over ranks).
+    A Weights & Biases or MLflow logger is an `on_log` of one line (see the README)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_step_start(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer, logs: dict[str, torch.Tensor]) -> None: ...
+    def on_log(self, trainer: Trainer, values: dict[str, float]) -> None: ...
+    def on_checkpoint(self, trainer: Trainer, path: Path) -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,8 +100,20 @@ def make_optimizer(p: Player) -> torch.optim.Adam:
 
 
 class Trainer:
-    def __init__(self, model: Objective, data: Dataset, cfg: TrainConfig, run_dir: Path):
-        self.cfg, self.run_dir, self.data = cfg, Path(run_dir), data
+    """Trains `model` on a prepared `data` set (`jointkl.data.prepare`) with the options of `cfg`.
+
+    run_dir    the run folder (checkpoints, metrics.csv, TensorBoard, sample grids), or None to write nothing
+    callbacks  `Callback`s, called in order after the run folder's own writers
+    progress   a tqdm bar: None when stderr is a terminal, True always, False never
+    reseed     seed the noise stream from `cfg.seed` at the start of `fit` (False: go on with the caller's)
+    """
+
+    def __init__(self, model, data: Dataset, cfg: TrainConfig, run_dir: str | Path | None = None,
+                 callbacks: tuple[Callback, ...] | list[Callback] = (), progress: bool | None = None,
+                 reseed: bool = True):
+        self.cfg, self.data = cfg, data
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.progress, self.reseed, self.should_stop = progress, reseed, False
         self.dist = distributed.context()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.dist.active:
             raise JointKLError("launched as one of several processes (WORLD_SIZE is set) but not joined to them: "
@@ -96,20 +126,17 @@ class Trainer:
         if self.dist.active and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.dist.local_rank)      # one GPU per process on a node
         self.model = model.to(self.device)
-        x = data.train
-        if cfg.binarize not in ("none", "fixed", "dynamic"):
-            raise JointKLError(f"binarize={cfg.binarize!r} is not known; choose none, fixed or dynamic")
-        if cfg.binarize == "fixed":
-            x = binarize_fixed(x)
-        n = max(1, round(cfg.train_fraction * x.shape[0]))           # the splits are already shuffled
-        self.x = x[:n].to(self.device)                               # (N, *shape)
-        self.y = None                                                # (N,) int64, -1 = unlabelled
-        if model.labels:
-            if data.train_labels is None:
-                raise JointKLError(f"model {model.name} needs labelled data and {data.name} has no labels; "
-                                   "use digits, mnist5k, grid25, mnist, svhn or cifar10")
-            self.y = keep_labels(data.train_labels[:n], cfg.labelled, cfg.seed).to(self.device)
-        self.players = model.players()
+        want = prepared_key(cfg.binarize, cfg.train_fraction, cfg.labelled, cfg.seed, model.labels)
+        if data.meta.get("prepared", UNPREPARED) != want:
+            raise JointKLError(f"the data were not prepared for binarize={cfg.binarize}, train_fraction="
+                               f"{cfg.train_fraction}, labelled={cfg.labelled}; pass jointkl.data.prepare(data, ...) "
+                               "or train through jointkl.train")
+        if model.labels and data.train_labels is None:
+            raise JointKLError(f"model {model.name} needs labelled data and {data.name} has no labels; "
+                               "use digits, mnist5k, grid25, mnist, svhn or cifar10")
+        self.x = data.train.to(self.device)                              # (N, *shape)
+        self.y = data.train_labels.to(self.device) if model.labels else None   # (N,) int64, -1 = unlabelled
+        self.players: list[Player] = model.players()
         self.opts = {p.name: make_optimizer(p) for p in self.players if not p.closed_form}
         self.batch = min(cfg.batch_size, self.x.shape[0])                # the global batch
         world = self.dist.world
@@ -123,6 +150,8 @@ class Trainer:
         self.rows = slice(self.dist.rank * self.batch // world, (self.dist.rank + 1) * self.batch // world)
         self.sampler = EpochSampler(self.x.shape[0], cfg.seed, self.device)
         self.step = 0
+        own = [MetricsFiles(self.run_dir), SampleGrids(self.run_dir)] if self.run_dir and self.dist.main else []
+        self.callbacks: list[Callback] = [*own, *callbacks]
 
     # --- state -----------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -131,7 +160,10 @@ class Trainer:
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
     def save(self) -> Path | None:
-        """A checkpoint, written by rank 0 alone; under several processes it also keeps every rank's noise stream."""
+        """A checkpoint, written by rank 0 alone; under several processes it also keeps every rank's noise stream.
+        Nothing without a run folder."""
+        if self.run_dir is None:
+            return None
         state = self.state()
         if self.dist.active:
             ranks = distributed.gather_objects((state["rng_cpu"], state["rng_cuda"]))
@@ -144,6 +176,8 @@ class Trainer:
     def restore(self, loaded: tuple[dict, dict] | None = None) -> None:
         """Continue from `loaded` = (weights, state), by default the newest good checkpoint on disk."""
         if loaded is None:
+            if self.run_dir is None:
+                raise JointKLError("nothing to resume from: this trainer has no run folder (run_dir=None)")
             _, weights, s = checkpoint.load_latest(self.run_dir / "checkpoints")
         else:
             weights, s = loaded
@@ -246,16 +280,27 @@ class Trainer:
         return logs
 
     # --- the loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> Objective:
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def fit(self, resume: bool = False):
+        """Train to `cfg.steps` (from the newest checkpoint if `resume`) and return the model in eval mode."""
         cfg, main = self.cfg, self.dist.main
-        torch.manual_seed(distributed.noise_seed(cfg.seed, self.dist.rank))   # noise differs per rank
+        if self.reseed:
+            torch.manual_seed(distributed.noise_seed(cfg.seed, self.dist.rank))   # noise differs per rank
         self._start(resume)
-        log = MetricsLog(self.run_dir, self.step) if main else None          # rank 0 alone writes
         self.model.train()
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.model.name, dynamic_ncols=True,
-                   disable=(None if PROGRESS is None else not PROGRESS) if main else True)
+                   disable=(None if self.progress is None else not self.progress) if main else True)
+        self.should_stop = False
+        started = False
         try:
-            while self.step < cfg.steps:
+            if main:
+                self._call("on_fit_start")
+                started = True
+            while self.step < cfg.steps and not self.should_stop:
+                self._call("on_step_start")
                 with torch.enable_grad():     # also when called under no_grad
                     logs = self.train_step()
                 bar.update(1)
@@ -265,49 +310,35 @@ class Trainer:
                         logs = distributed.mean_over_ranks(logs)
                     if main:
                         values = {k: float(v) for k, v in logs.items()}
-                        log.write(self.step, values)
+                        self._call("on_log", values)
                         bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(values.items())[:4]},
                                         refresh=False)
-                if main and ((cfg.sample_every and self.step % cfg.sample_every == 0) or last):
-                    self.sample_grid()
-                if self.step % cfg.ckpt_every == 0 or last:
-                    self.save()
+                self._call("on_step_end", logs)
+                if self.step % cfg.ckpt_every == 0 or last or self.should_stop:
+                    path = self.save()
+                    if path is not None:
+                        self._call("on_checkpoint", path)
         except NonFinite as e:
-            good = checkpoint.list_checkpoints(self.run_dir / "checkpoints") if main else []
+            good = checkpoint.list_checkpoints(self.run_dir / "checkpoints") if main and self.run_dir else []
             where = f"the last good checkpoint is {good[0]}" if good else "no checkpoint was written yet"
             raise Diverged(f"non-finite loss ({e.value}) for player '{e.player}' at step {e.step}; {where}. "
-                               "lower the learning rate and retrain with --force") from None
+                           "lower the learning rate and retrain with --force") from None
         finally:
             bar.close()
-            if log is not None:
-                log.close()
+            if started:
+                self._call("on_fit_end")
         self.model.eval()
         return self.model
 
-    def sample_grid(self) -> None:
-        """A PNG of samples; a forked RNG with a fixed seed keeps training's random stream untouched."""
-        try:
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(self.cfg.seed + 12345)
-                self.model.eval()
-                x = self.model.sample(64 if self.x.dim() > 2 else 1000)
-                self.model.train()
-        except JointKLError:      # the model has no sampler
-            return
-        save_samples(x, self.run_dir / "samples" / f"step-{self.step:08d}.png",
-                     self.data.meta.get("means"), f"{self.model.name} step {self.step}")
 
-
-def keep_labels(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Labels with all but a class-balanced `fraction` per class set to -1 (which rows: fixed by `seed`)."""
-    if fraction >= 1.0:
-        return y.clone()
-    g, out = torch.Generator().manual_seed(seed), torch.full_like(y, -1)
-    for c in y[y >= 0].unique():
-        rows = (y == c).nonzero().squeeze(1)
-        keep = rows[torch.randperm(len(rows), generator=g)[:max(1, round(fraction * len(rows)))]]
-        out[keep] = c
-    return out
+def train_without_data(model, steps: int, batch: int, device: str, callbacks=(), seed: int = 0):
+    """Train a model whose loss needs no data (variational Bayes for a fixed log-density): each step gets a
+    batch of `batch` empty rows, which only sets how many draws the loss takes."""
+    empty = torch.zeros(batch, 0)                                          # (batch, 0): batch rows, no x
+    cfg = TrainConfig(steps=steps, batch_size=batch, device=device, seed=seed, log_every=steps)
+    Trainer(model, Dataset("vi", empty, empty, "continuous"), cfg, callbacks=callbacks, progress=False,
+            reseed=False).fit()
+    return model
 
 
 class NonFinite(Exception):
@@ -315,11 +346,15 @@ class NonFinite(Exception):
         self.player, self.step, self.value = player, step, value
 
 
-class MetricsLog:
-    """metrics.csv plus TensorBoard; on resume, rows after the checkpoint's step are dropped."""
+class MetricsFiles(Callback):
+    """metrics.csv plus TensorBoard in the run folder; on resume, rows after the checkpoint's step are dropped."""
 
-    def __init__(self, run_dir: Path, start: int):
-        self.path = run_dir / "metrics.csv"
+    def __init__(self, run_dir: Path):
+        self.run_dir, self.path, self.tb = run_dir, run_dir / "metrics.csv", None
+
+    def on_fit_start(self, trainer):
+        start = trainer.step
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         if start > 0 and self.path.exists():
             with open(self.path) as f:
@@ -327,7 +362,7 @@ class MetricsLog:
         self.fields = list(self.rows[0]) if self.rows else None
         self._rewrite()
         from torch.utils.tensorboard import SummaryWriter
-        self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start + 1 if start else None)
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start + 1 if start else None)
 
     def _rewrite(self):
         with open(self.path, "w", newline="") as f:
@@ -336,8 +371,8 @@ class MetricsLog:
                 w.writeheader()
                 w.writerows(self.rows)
 
-    def write(self, step: int, values: dict[str, float]) -> None:
-        row = {"step": step, **values}
+    def on_log(self, trainer, values):
+        row = {"step": trainer.step, **values}
         if self.fields is None:
             self.fields = list(row)
             self._rewrite()
@@ -345,7 +380,32 @@ class MetricsLog:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
         for k, v in values.items():
             if math.isfinite(v):
-                self.tb.add_scalar(k, v, step)
+                self.tb.add_scalar(k, v, trainer.step)
 
-    def close(self):
-        self.tb.close()
+    def on_fit_end(self, trainer):
+        if self.tb is not None:
+            self.tb.close()
+
+
+class SampleGrids(Callback):
+    """A PNG of samples every `sample_every` steps and at the last; a forked RNG with a fixed seed keeps
+    training's random stream untouched."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def on_step_end(self, trainer, logs):
+        every, step = trainer.cfg.sample_every, trainer.step
+        if not ((every and step % every == 0) or step == trainer.cfg.steps):
+            return
+        model, device = trainer.model, trainer.device
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(trainer.cfg.seed + 12345)
+                model.eval()
+                x = model.sample(64 if trainer.x.dim() > 2 else 1000)
+                model.train()
+        except JointKLError:      # the model has no sampler
+            return
+        save_samples(x, self.run_dir / "samples" / f"step-{step:08d}.png",
+                     trainer.data.meta.get("means"), f"{model.name} step {step}")
