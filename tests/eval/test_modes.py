@@ -1,10 +1,9 @@
-"""Mode coverage (VEEGAN protocol) and reconstruction MSE on hand-made cases."""
+"""Mode coverage (VEEGAN protocol) on hand-made cases."""
 
 import pytest
 import torch
 
 from jointkl.eval.modes import covered_modes, expected_modes, mode_map, mode_stats
-from jointkl.eval.recon import reconstruction_mse
 
 STD = 0.05
 GRID = torch.tensor([[float(a), float(b)] for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)])  # (25, 2)
@@ -83,18 +82,3 @@ def test_covered_modes_counts_modes_holding_a_quarter_of_their_share():
 def test_mode_map_names_the_nearest_mode_or_minus_one():
     x = torch.stack([GRID[7], GRID[7] + 0.1, GRID[7] + 0.2, torch.tensor([1.0, 1.0])])   # within 3 std: 2
     assert mode_map(x, GRID, STD).tolist() == [7, 7, -1, -1]
-
-
-def test_reconstruction_mse_hand_case():
-    x = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
-    x_hat = torch.zeros(2, 2)
-    assert reconstruction_mse(x, x_hat) == pytest.approx(3.5)
-    assert reconstruction_mse(x, x) == 0.0
-    images = torch.ones(4, 1, 3, 3)
-    assert reconstruction_mse(images, images * 0.5) == pytest.approx(0.25)
-    assert isinstance(reconstruction_mse(x, x_hat), float)
-
-
-def test_reconstruction_mse_rejects_shape_mismatch():
-    with pytest.raises(ValueError, match="equal shapes"):
-        reconstruction_mse(torch.zeros(2, 3), torch.zeros(3, 2))

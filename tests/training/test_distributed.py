@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from jointkl import objectives
-from jointkl.api import _dataset
+from jointkl.run import dataset
 from jointkl.errors import JointKLError
 from jointkl.objectives.base import Player
 from jointkl.training.config import split_options
@@ -65,7 +65,7 @@ def _train(name: str, run_dir: Path, rank: int = 0, world: int = 1, **extra) -> 
     model, data, opts, sliced = CASES[name]
     cls = objectives.get(model)
     tcfg, mcfg = split_options({**TRAIN, **opts, **extra}, cls.Config, model)
-    ds = _dataset(data)
+    ds = dataset(data)
     torch.manual_seed(tcfg.seed)
     net = cls(mcfg, ds.shape, ds.kind)
     init = {k: v.clone() for k, v in net.state_dict().items()}
@@ -92,7 +92,7 @@ def _errors(tmp: Path) -> dict[str, str]:
         _train("vae", tmp / "odd", batch_size=33)
     except JointKLError as e:
         out["odd batch"] = str(e)
-    ds = _dataset("grid25")
+    ds = dataset("grid25")
     em = objectives.get("em")(objectives.get("em").Config(), ds.shape, ds.kind)
     em.players = lambda: [Player("em", [], closed_form=True, full_batch=False)]
     try:
@@ -128,7 +128,7 @@ def _resume(tmp: Path, rank: int) -> dict:
 def _resume_run(run_dir: Path, opts: dict, resume: bool) -> dict:
     cls = objectives.get("gan")
     tcfg, mcfg = split_options({**TRAIN, **opts}, cls.Config, "gan")
-    ds = _dataset("grid25")
+    ds = dataset("grid25")
     torch.manual_seed(tcfg.seed)
     net = cls(mcfg, ds.shape, ds.kind)
     if not run_dir.name.startswith("rank1-"):

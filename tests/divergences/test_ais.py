@@ -1,4 +1,4 @@
-"""AIS (jointkl.eval.ais) against known normalizers: a linear-Gaussian model's analytic log p(x), a bimodal
+"""AIS (jointkl.divergences.ais) against known normalizers: a linear-Gaussian model's analytic log p(x), a bimodal
 target with a closed-form integral, importance sampling at T = 1, and a trained VAE's IWAE and ELBO."""
 import math
 
@@ -9,7 +9,7 @@ import torch.distributions as D
 import jointkl as jk
 from jointkl.data import binarize_fixed, load
 from jointkl.errors import JointKLError
-from jointkl.eval.ais import AISConfig, ais, ais_config, schedule
+from jointkl.divergences.ais import AISConfig, ais, ais_config, schedule
 from jointkl.eval.suite import evaluate
 from jointkl.objectives.vae import VAE, VAEConfig
 

@@ -47,15 +47,15 @@ def root(tmp_path, monkeypatch) -> Path:
     """$JOINTKL_DATA in tmp_path and an empty load cache."""
     monkeypatch.setenv("JOINTKL_DATA", str(tmp_path / "data"))
     monkeypatch.delenv("JOINTKL_CELEBA_MAX", raising=False)
-    D._CACHE.clear()
+    D.clear_cache()
     root = tmp_path / "data"
     root.mkdir()
     yield root
-    D._CACHE.clear()
+    D.clear_cache()
 
 
 def one_line_error(name: str) -> str:
-    D._CACHE.clear()
+    D.clear_cache()
     with pytest.raises(JointKLError) as e:
         D.load(name)
     msg = str(e.value)
@@ -219,7 +219,7 @@ def test_celeba_partition_crop_resize_and_cache(root):
         assert (x - want).abs().max() <= 3 / 255
     caches = list((root / "celeba").glob("jointkl-cache-*.pt"))
     assert len(caches) == 1
-    D._CACHE.clear()
+    D.clear_cache()
     for jpg in (root / "celeba" / "img_align_celeba").glob("*.jpg"):   # the cache alone rebuilds the set
         jpg.write_bytes(b"")
     again = D.load("celeba")

@@ -1,5 +1,5 @@
 """DALI against exact answers: eq. 9 is the Gaussian negative log-density, eq. 10 assembles it with
-lambda = 1/d, the l2 variant is a squared error, and the f variant's value function (eq. 8) is the KL."""
+lambda = 1/d, the l2 variant is a squared error, and the f variant's discriminator learns the KL (eq. 8)."""
 import math
 
 import pytest
@@ -10,8 +10,6 @@ import jointkl as jk
 from jointkl.divergences.ratio import generator_loss
 from jointkl.joints import Dirac
 from jointkl.divergences.ratio import kl_value
-from jointkl.nets import features
-from jointkl.objectives import get
 from jointkl.objectives.dali import DALI, DALIConfig
 
 TINY = dict(hidden=16, layers=1, batch_size=32, log_every=5, ckpt_every=10, device="cpu")
@@ -83,20 +81,6 @@ def test_l2_variant_is_squared_error():
     torch.testing.assert_close(mu.grad, mu.detach() - z)                    # the gradient of 0.5 |z - mu|^2
 
 
-def test_kl_value_at_optimum_is_the_kl():
-    """E_P T* - E_Q exp(T* - 1) = KL(P || Q) at T* = 1 + log p/q (eq. 8), smaller anywhere else."""
-    one = torch.ones((), dtype=torch.float64)
-    p, q = D.Normal(0 * one, one), D.Normal(0.5 * one, 1.5 * one)
-    u = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000      # stratified quantiles
-    xp, xq = p.icdf(u), q.icdf(u)                                          # (200000,) each
-    t = lambda x: 1 + p.log_prob(x) - q.log_prob(x)                        # noqa: E731  T*
-    kl = D.kl_divergence(p, q)
-    assert abs(kl_value(t(xp), t(xq)) - kl) < 1e-5
-    for c in (-0.3, 0.2):                                                  # a shift or a tilt lowers the value
-        assert kl_value(t(xp) + c, t(xq) + c) < kl - 1e-3
-        assert kl_value(t(xp) + c * xp, t(xq) + c * xq) < kl - 1e-3
-
-
 def test_f_discriminator_learns_the_kl():
     """The f variant's D, trained alone against a fixed affine generator, estimates KL(data || G)."""
     torch.manual_seed(0)
@@ -150,34 +134,3 @@ def test_cli_on_images(cli, tmp_path):
     assert m.encode(x).shape == (3, 4) and m.sample(2).shape == (2, 1, 28, 28)
     line = cli.error("train", "dali", "--steps", "1", "--out", tmp_path / "bad", "variant=wgan")
     assert "variant" in line and "gan, f, l2" in line
-
-
-@pytest.mark.parametrize("name", ["dali", "gan", "ali", "aae"])
-def test_g_batchnorm_normalizes_the_generator_only_and_samples_do_not_depend_on_the_batch(tmp_path, name):
-    """Batch norm goes into G's hidden layers (DCGAN's generator; ALI's toy nets), nowhere else; a trained model
-    decodes in eval mode with its running statistics, so one code's output does not depend on its batch."""
-    m = jk.train(name, data="grid25", out=tmp_path / "r", steps=20, latent_dim=2, g_batchnorm=True,
-                 **{**TINY, "layers": 2})
-    g = m.p_x if name in ("ali", "aae") else m.G
-    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm1d)]
-    assert len(bns) == 2 and all(any(b is mod for mod in g.modules()) for b in bns)
-    assert all(b.num_batches_tracked > 0 for b in bns)
-    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
-    assert not m.training                                                  # in train mode the gap is O(1)
-    torch.testing.assert_close(m.decode(z)[:3], m.decode(z[:3]), rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["dali", "gan", "ali", "aae"])
-def test_g_act_relu_changes_the_generator_only(cli, tmp_path, name):
-    """`g_act=relu` (DCGAN's generator) makes G's hidden units ReLUs: its hidden features are >= 0 with exact zeros;
-    D's and E's stay LeakyReLU(0.2). An unknown activation is one clear error line."""
-    cls = get(name)
-    m = cls(cls.Config(latent_dim=2, hidden=16, layers=2, g_act="relu"), (2,), "continuous")
-    g = m.p_x if name in ("ali", "aae") else m.G
-    relus = [mod for mod in m.modules() if type(mod) is torch.nn.ReLU]
-    assert len(relus) == 2 and all(any(r is mod for mod in g.modules()) for r in relus)
-    assert all(mod.negative_slope == 0.2 for mod in m.modules() if isinstance(mod, torch.nn.LeakyReLU))
-    h = features(g.net, torch.randn(500, 2, generator=torch.Generator().manual_seed(0)))   # (500, 16)
-    assert h.min() == 0 and (h == 0).any() and (h > 0).any()
-    line = cli.error("train", name, "--data", "grid25", "--steps", "1", "--out", tmp_path / "bad", "g_act=tanh")
-    assert "unknown activation 'tanh'" in line and "leaky_relu, relu" in line

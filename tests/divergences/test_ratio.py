@@ -1,13 +1,15 @@
-"""Adversarial density ratio: a trained logistic discriminator's logit is the log density ratio."""
+"""Adversarial density ratio: a trained logistic discriminator's logit is the log density ratio; the f-GAN value
+function (DALI eq. 8) at its optimum is the KL."""
 
 import math
 
 import pytest
 import torch
+import torch.distributions as D
 from torch import nn
 from torch.distributions import Normal
 
-from jointkl.divergences.ratio import GENERATOR_LOSSES, discriminator_loss, generator_loss, log_ratio
+from jointkl.divergences.ratio import GENERATOR_LOSSES, discriminator_loss, generator_loss, kl_value, log_ratio
 
 
 def test_trained_discriminator_logit_is_exact_log_density_ratio():
@@ -87,3 +89,17 @@ def test_generator_loss_unknown_kind_lists_choices():
 def test_log_ratio_is_identity():
     logit = torch.randn(4, 2)
     assert torch.equal(log_ratio(logit), logit)
+
+
+def test_kl_value_at_optimum_is_the_kl():
+    """E_P T* - E_Q exp(T* - 1) = KL(P || Q) at T* = 1 + log p/q (eq. 8), smaller anywhere else."""
+    one = torch.ones((), dtype=torch.float64)
+    p, q = D.Normal(0 * one, one), D.Normal(0.5 * one, 1.5 * one)
+    u = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000      # stratified quantiles
+    xp, xq = p.icdf(u), q.icdf(u)                                          # (200000,) each
+    t = lambda x: 1 + p.log_prob(x) - q.log_prob(x)                        # noqa: E731  T*
+    kl = D.kl_divergence(p, q)
+    assert abs(kl_value(t(xp), t(xq)) - kl) < 1e-5
+    for c in (-0.3, 0.2):                                                  # a shift or a tilt lowers the value
+        assert kl_value(t(xp) + c, t(xq) + c) < kl - 1e-3
+        assert kl_value(t(xp) + c * xp, t(xq) + c * xq) < kl - 1e-3

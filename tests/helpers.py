@@ -1,0 +1,55 @@
+"""Helpers that several test files share: a linear-Gaussian class-conditional model whose log-likelihoods are
+known (tests/objectives/test_cvae.py, test_svae.py) and a two-class data set on a line (test_cgan.py, test_svae.py)."""
+import math
+
+import torch
+import torch.distributions as D
+
+from jointkl.data import Dataset
+
+
+# --- CVAE and SVAE on a linear-Gaussian class-conditional model -------------------------------------------
+# p(c) = 1/3, p(z) = N(0, I_2), p(x|z, c) = N(W z + b_c, s^2 I_3). W has orthogonal columns, so the exact
+# posterior p(z|x, c) = N(A (x - b_c), (I + W^T W / s^2)^-1) is diagonal and a linear encoder can be exact;
+# p(c|x) is a softmax of a linear function of x, so a linear classifier can be exact too.
+
+S = 0.5
+W = torch.tensor([[0.6, -0.64], [0.8, 0.48], [0.0, 0.0]])                            # columns orthogonal
+BC = torch.tensor([[1.0, -1.0, 0.5], [-1.0, 0.5, 0.0], [0.0, 1.0, -1.0]])          # (3 classes, 3)
+SIGMA = W @ W.T + S**2 * torch.eye(3)
+POST_COV = torch.linalg.inv(torch.eye(2) + W.T @ W / S**2)
+A = POST_COV @ W.T / S**2                                                             # (2, 3)
+
+
+def linear_model(cls, cfg_cls, **kw):
+    m = cls(cfg_cls(latent_dim=2, layers=0, decoder="gaussian", classes=3, **kw), (3,), "continuous")
+    with torch.no_grad():
+        dec = m.p_x.net.net[0]                                 # input (z, one-hot c) -> mean W z + b_c
+        dec.weight.copy_(torch.cat([W, BC.T], 1)), dec.bias.zero_()
+        m.p_x.log_std.fill_(math.log(S))
+        enc = m.q_z.net.net[0]                                 # (x, c) -> rows: 2 means, then 2 std logits
+        enc.weight.zero_(), enc.bias.zero_()
+        enc.weight[:2, :3].copy_(A), enc.weight[:2, 3:].copy_(-A @ BC.T)
+        std = POST_COV.diagonal().sqrt()
+        enc.bias[2:].copy_(torch.log(torch.expm1(std - m.q_z.min_std)))
+    return m
+
+
+def exact_posterior(x):
+    log_px_c = torch.stack([D.MultivariateNormal(b, SIGMA).log_prob(x) for b in BC])   # (3, N)
+    return log_px_c, torch.logsumexp(log_px_c, 0) - math.log(3)
+
+
+# --- a two-class data set on a line ------------------------------------------------------------------------
+
+def two_class_line(n=2000, seed=0):
+    """Class c in {0, 1} at -2 + 4c on a line, std 0.3; 2-d points (x, 0.3 * noise)."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(2, (n,), generator=g)
+    x = torch.stack([-2 + 4 * c + 0.3 * torch.randn(n, generator=g), 0.3 * torch.randn(n, generator=g)], 1)
+    return x, c
+
+
+def two_line_dataset(name="two-line"):
+    (xtr, ytr), (xte, yte) = two_class_line(), two_class_line(500, 1)
+    return Dataset(name, xtr, xte, "continuous", ytr, yte)

@@ -1,0 +1,78 @@
+"""The trainer: every player's learning rate decays linearly to its final fraction, a run killed mid-way and
+resumed is bitwise equal to the uninterrupted one, and a non-finite loss stops with the last good checkpoint."""
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import jointkl as jk
+from jointkl.training.trainer import Trainer
+
+TINY = dict(hidden=32, layers=1, log_every=5)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_lr_decays_linearly_to_its_final_fraction(tmp_path, monkeypatch):
+    seen = []
+    original = Trainer.train_step
+
+    def spy(self):
+        out = original(self)
+        seen.append([g["lr"] for o in self.opts.values() for g in o.param_groups])
+        return out
+    monkeypatch.setattr(Trainer, "train_step", spy)
+    jk.train("gan", data="grid25", out=tmp_path / "r", **{**TINY, "steps": 11, "lr": 1e-3, "lr_d": 2e-3, "lr_decay": 0.1})
+    assert seen[0] == [2e-3, 1e-3]                                   # step 1 runs at the players' own rates
+    assert seen[5] == pytest.approx([2e-3 * 0.55, 1e-3 * 0.55])      # half way
+    assert seen[-1] == pytest.approx([2e-4, 1e-4])                   # the last step at lr_decay x
+
+
+@pytest.mark.parametrize("model,data,opts", [
+    ("gan", "grid25", dict(g_steps=2, reg=5.0, latent_dim=2, lr_decay=0.1)),
+    ("vae", "mnist5k", dict(binarize="dynamic", latent_dim=4)),
+    ("dali", "grid25", dict(g_batchnorm=True, latent_dim=2)),       # batch-norm running statistics resume too
+])
+def test_resume_is_bitwise_equal(tmp_path, monkeypatch, model, data, opts):
+    opts = {**TINY, **opts, "steps": 40, "ckpt_every": 15, "batch_size": 32, "sample_every": 10}
+    full = jk.train(model, data=data, out=tmp_path / "full", **opts)
+
+    original = Trainer.train_step
+
+    def dying(self):
+        if self.step == 33:                  # killed mid-run, 3 steps after the checkpoint at 30
+            raise Killed
+        return original(self)
+    monkeypatch.setattr(Trainer, "train_step", dying)
+    with pytest.raises(Killed):
+        jk.train(model, data=data, out=tmp_path / "cut", **opts)
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = jk.train(model, out=tmp_path / "cut", resume=True)
+
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "full" / "metrics.csv").read_text() == (tmp_path / "cut" / "metrics.csv").read_text()
+
+
+# --- the NaN guard -------------------------------------------------------------------------------------
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(cli, tmp_path):
+    out = tmp_path / "run"
+    # lr=1e30: the first Adam step moves every weight by ~1e30, the next forward pass overflows to NaN
+    line = cli.error("train", "vae", "--data", "binary2x2", "--steps", "50", "--out", out,
+                     "hidden=16", "layers=1", "latent_dim=2", "batch_size=32", "log_every=1", "ckpt_every=1",
+                     "device=cpu", "lr=1e30")
+    assert "non-finite" in line and "'vae'" in line
+    m = re.search(r"at step (\d+)", line)
+    assert m, line
+    bad_step = int(m.group(1))
+    good = re.search(r"last good checkpoint is (\S+?)\.? ", line)
+    assert good, line
+    good_dir = Path(good.group(1))
+    assert good_dir.parent == out / "checkpoints" and good_dir.is_dir()
+    assert int(good_dir.name.split("-")[1]) < bad_step
+    model = jk.load(out, device="cpu")
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
