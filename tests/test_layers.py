@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "jointkl"
 LAYERS = [                                   # lowest first; a module may import its own layer or lower ones
     {"errors", "joints", "divergences", "nets", "data", "plots"},
     {"training"},
-    {"objectives"},
+    {"objectives", "declare"},
     {"eval", "bayes"},
     {"run", "api"},
     {"reproduce", "report"},

@@ -17,36 +17,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from jointkl.declare import as_labels, one_hot
 from jointkl.divergences.importance import iwae_bound
 from jointkl.errors import JointKLError
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import VAE, VAEConfig
-
-
-def one_hot(y: torch.Tensor | None, classes: int, model: str) -> torch.Tensor:
-    """(B,) int64 labels -> (B, classes) float one-hot; every label must be given and in range."""
-    if y is None:
-        raise JointKLError(f"model {model} needs labels; train it on labelled data (mnist5k, digits, grid25, ...)")
-    if ((y < 0) | (y >= classes)).any():                              # one host read per call
-        if (y < 0).any():
-            raise JointKLError(f"model {model} needs every label but some rows are unlabelled; set labelled=1 "
-                               "(svae learns from partly labelled data)")
-        raise JointKLError(f"label {int(y.max())} is out of range for classes={classes}; set classes={int(y.max()) + 1}")
-    return F.one_hot(y, classes).float()
-
-
-def as_labels(y: int | torch.Tensor | None, n: int, classes: int, device) -> torch.Tensor:
-    """Labels for n draws: uniform at random when y is None, all y when an int, else the given (n,) tensor."""
-    if y is None:
-        return torch.randint(classes, (n,), device=device)
-    if isinstance(y, int):
-        return torch.full((n,), y, dtype=torch.long, device=device)
-    y = torch.as_tensor(y, dtype=torch.long, device=device)
-    if y.shape != (n,):
-        raise JointKLError(f"labels have shape {tuple(y.shape)} but {n} draws were asked for; pass y of shape ({n},)")
-    return y
 
 
 @dataclass(frozen=True)
@@ -62,18 +38,11 @@ class CVAE(VAE):
     labels = True
 
     @property
-    def cond_dim(self) -> int:
-        return self.cfg.classes
-
-    @property
-    def critic_dim(self) -> int:
+    def classes(self) -> int:
         return self.cfg.classes
 
     def condition(self, y):
         return (one_hot(y, self.cfg.classes, self.name),)
-
-    def critic(self, x, y):
-        return self.D(x, *self.condition(y)).squeeze(1)                  # (B,), D(x, c)
 
     def labels_for(self, x: torch.Tensor, y) -> torch.Tensor:
         return self.classify(x) if y is None else as_labels(y, x.shape[0], self.cfg.classes, x.device)

@@ -16,6 +16,9 @@ are the CVAE's; q(c|x) is the only new network. `aa=true` is the VAE's adversary
 supplement eqs. 44-46) with D(x) on x alone; samples x ~ p(x|c, z), c ~ p(c), enter as unlabelled rows (-U),
 because eq. 44's p_theta0(x|y=0) carries no label. `classify(x)` = argmax q(c|x) (Hu Table 4);
 `log_likelihood(x, "elbo")` is U(x), "iwae" enumerates c (see cvae).
+
+Not yet a declaration: its label is observed on some rows and summed out exactly on the others, which the
+declaration API (jointkl.declare) cannot state yet; the networks are the declared CVAE's, the loss is written here.
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from jointkl.divergences.kl import kl
+from jointkl.divergences.ratio import activated_weight, discriminator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Categorical
+from jointkl.objectives.base import Player
 from jointkl.objectives.cvae import CVAE, CVAEConfig
 from jointkl.objectives.registry import register
-from jointkl.objectives.vae import VAE
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,43 @@ class SVAE(CVAE):
     """Semi-supervised VAE (Kingma et al. 2014 M2): classifier q(c|x), labelled and unlabelled bounds; AA switch."""
 
     name, Config = "svae", SVAEConfig
-    critic_dim = 0                                      # D(x) sees x alone: samples carry no label
-    critic = VAE.critic                                 # (not the CVAE's D(x, c))
+    critic_labels = False                               # D(x) sees x alone: samples carry no label
 
     def __init__(self, cfg: SVAEConfig, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
         self.q_y = Categorical(data_shape, cfg.classes, cfg.hidden, cfg.layers, arch=cfg.arch)   # conv under dcgan
+
+    def players(self):
+        model = Player("vae", [p for n, p in self.named_parameters() if not n.startswith("D.")], lr=self.cfg.lr)
+        if not self.cfg.aa:
+            return [model]
+        return [Player("disc", list(self.D.parameters()), lr=self.cfg.lr_d or self.cfg.lr), model]
+
+    def neg_elbo(self, x: torch.Tensor, *c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-log p(x|z, c), z ~ q(z|x, c) reparameterized, and the analytic KL(q(z|x, c) || p(z)); (B,) each."""
+        q = self.q_z(x, *c)
+        z = q.rsample()                                                   # (B, d)
+        return -self.p_x(z, *c).log_prob(x), kl(q, self.prior(x.shape[0]))
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        return self.D(x).squeeze(1)                                       # (B,), D(x) on x alone
+
+    def loss(self, player, x, y=None):
+        if not self.cfg.aa:
+            per, extra, logs = self.bound(x, y)
+            return per.mean() + extra, logs
+        if player == "vae":                            # data terms first
+            per, extra, logs = self.bound(x, y)
+        with torch.no_grad():
+            x_fake, y_fake = self.fake(x.shape[0], y)  # as many samples as data (supplement I.2)
+        if player == "disc":                           # eq. 46: logistic regression, data vs samples
+            logit_real, logit_fake = self.critic(x), self.critic(x_fake)
+            return discriminator_loss(logit_real, logit_fake), {"d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
+        per_fake, _, _ = self.bound(x_fake, y_fake)
+        w = activated_weight(self.critic(x), self.cfg.aa_temperature)              # (B,)
+        w_fake = activated_weight(self.critic(x_fake), self.cfg.aa_temperature)    # (B,)
+        loss = (w * per).mean() + self.cfg.aa_weight * (w_fake * per_fake).mean() + extra
+        return loss, {**logs, "w_real": w.mean(), "w_fake": w_fake.mean()}
 
     def neg_bounds(self, x: torch.Tensor) -> torch.Tensor:
         """-L(x, c) for every class c, one draw of z each. (classes, B)"""

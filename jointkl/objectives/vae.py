@@ -30,13 +30,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributions as D
 
+from jointkl.declare import KL, Activation, Adversarial, Data, Declaration, Declared, Factor, Joint, Labels, Player
+from jointkl.declare import standard_normal
 from jointkl.divergences.importance import iwae_bound
-from jointkl.divergences.kl import kl
-from jointkl.divergences.ratio import activated_weight, discriminator_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Gaussian, decoder
 from jointkl.nets import build, check_arch
-from jointkl.objectives.base import Objective, Player
+from jointkl.objectives.base import Objective
 from jointkl.objectives.registry import register
 
 
@@ -104,70 +104,30 @@ class LatentVariableModel(Objective):
 
 
 @register
-class VAE(LatentVariableModel):
+class VAE(Declared):
     """Variational autoencoder: Gaussian encoder, Bernoulli or Gaussian decoder (Su eq. 7); AA switch (Hu eq. 17)."""
 
     name, Config = "vae", VAEConfig
-    cond_dim = 0                # size of the extra input c of q(z|x, c) and p(x|z, c) (cvae, svae: one-hot label)
-    critic_dim = 0              # size of the extra input of D(x, c) (cvae: one-hot label)
+    classes = 0                 # one-hot label size joining q(z|x, y), p(x|z, y) and D(x, y) (cvae)
+    critic_labels = True        # the AA critic reads the label too (svae: False, D(x) alone)
 
-    def __init__(self, cfg: VAEConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        if cfg.aa_temperature <= 0:
-            raise JointKLError(f"aa_temperature={cfg.aa_temperature} must be > 0 (Hu picks from 1, 1.5, 3, 5)")
-        check_arch(cfg.arch, data_shape)
-        c, arch = self.cond_dim, cfg.arch
-        self.q_z = Gaussian(data_shape, cfg.latent_dim, cfg.hidden, cfg.layers, arch=arch, extra_dim=c)
-        self.p_x = decoder(decoder_kind(cfg.decoder, data_kind), cfg.latent_dim + c, data_shape, cfg.hidden,
-                           cfg.layers, arch)
-        if cfg.aa:                                     # on a forked RNG: every other net starts as in the plain model
+    def declare(self):
+        c, k = self.cfg, self.classes
+        if c.aa_temperature <= 0:
+            raise JointKLError(f"aa_temperature={c.aa_temperature} must be > 0 (Hu picks from 1, 1.5, 3, 5)")
+        check_arch(c.arch, self.data_shape)
+        y = ("y",) if k else ()
+        self.q_z = Gaussian(self.data_shape, c.latent_dim, c.hidden, c.layers, arch=c.arch, extra_dim=k)
+        self.p_x = decoder(decoder_kind(c.decoder, self.data_kind), c.latent_dim + k, self.data_shape, c.hidden,
+                           c.layers, c.arch)
+        labels = {"y": Labels(k)} if k else {}
+        q = Joint("q", **labels, x=Data(), z=Factor(self.q_z, given=("x", *y)))
+        p = Joint("p", **labels, z=standard_normal(c.latent_dim), x=Factor(self.p_x, given=("z", *y)))
+        aa = None
+        if c.aa:                                   # on a forked RNG: every other net starts as in the plain model
             with torch.random.fork_rng(devices=[]):
-                self.D = build(arch, data_shape, 1, cfg.hidden, cfg.layers, extra_dim=self.critic_dim)
-
-    def players(self):
-        model = Player("vae", [p for n, p in self.named_parameters() if not n.startswith("D.")], lr=self.cfg.lr)
-        if not self.cfg.aa:
-            return [model]
-        return [Player("disc", list(self.D.parameters()), lr=self.cfg.lr_d or self.cfg.lr), model]
-
-    # --- the pieces a conditional or semi-supervised VAE changes ------------------------------------------
-    def condition(self, y: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """The extra inputs c of q(z|x, c) and p(x|z, c) for labels y: none here (cvae: one-hot y)."""
-        return ()
-
-    def neg_elbo(self, x: torch.Tensor, *c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two terms of -ELBO per example (Su eq. 7): -log p(x|z, c), z ~ q(z|x, c) reparameterized, and the
-        analytic KL(q(z|x, c) || p(z)); (B,) each."""
-        q = self.q_z(x, *c)
-        z = q.rsample()                                                   # (B, d)
-        return -self.p_x(z, *c).log_prob(x), kl(q, self.prior(x.shape[0]))
-
-    def bound(self, x: torch.Tensor, y: torch.Tensor | None):
-        """Per-example loss l(x) = -ELBO (B,), a batch-level extra loss (svae: classification), logs."""
-        rec, kl_z = self.neg_elbo(x, *self.condition(y))
-        return rec + kl_z, 0.0, {"rec": rec.mean(), "kl": kl_z.mean()}
-
-    def fake(self, n: int, y: torch.Tensor | None):
-        """n samples x ~ p(x|z, c), z ~ p(z), of the current model (p_theta0(x|y=0) of eq. 44) and their labels."""
-        return self.p_x(self.prior(n).sample(), *self.condition(y)).sample(), y
-
-    def critic(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """D's logit (B,); D(x) = q_phi(y=1|x), the probability that x is data."""
-        return self.D(x).squeeze(1)
-
-    def loss(self, player, x, y=None):
-        if not self.cfg.aa:
-            per, extra, logs = self.bound(x, y)
-            return per.mean() + extra, logs
-        if player == "vae":                            # data terms first: the same draws as the plain VAE
-            per, extra, logs = self.bound(x, y)
-        with torch.no_grad():
-            x_fake, y_fake = self.fake(x.shape[0], y)  # as many samples as data (supplement I.2)
-        if player == "disc":                           # eq. 46: logistic regression, data vs samples
-            logit_real, logit_fake = self.critic(x, y), self.critic(x_fake, y_fake)
-            return discriminator_loss(logit_real, logit_fake), {"d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
-        per_fake, _, _ = self.bound(x_fake, y_fake)
-        w = activated_weight(self.critic(x, y), self.cfg.aa_temperature)              # (B,)
-        w_fake = activated_weight(self.critic(x_fake, y_fake), self.cfg.aa_temperature)  # (B,)
-        loss = (w * per).mean() + self.cfg.aa_weight * (w_fake * per_fake).mean() + extra
-        return loss, {**logs, "w_real": w.mean(), "w_fake": w_fake.mean()}
+                self.D = build(c.arch, self.data_shape, 1, c.hidden, c.layers, extra_dim=k if self.critic_labels else 0)
+            aa = Activation(Adversarial(net=self.D, lr=c.lr_d or c.lr), c.aa_temperature, c.aa_weight,
+                            ("x", *y) if self.critic_labels else ("x",))
+        elbo = KL(q, p, names={"x": "rec", "z": "kl"}, activation=aa)      # -ELBO, Su eq. 7
+        return Declaration(p, q, [Player("vae", [self.q_z, self.p_x], [elbo], lr=c.lr)])

@@ -1,0 +1,637 @@
+"""Models as declarations: two joints, a KL between them, and an estimator where a density is missing.
+
+A model states its generative joint p and inference joint q as products of factors, and each player the
+divergences it minimizes; `Declared` derives every loss from that, creates the discriminators that the
+estimators need as players of their own, and refuses (one line, when the model is built) a derivation it
+cannot make. See docs/declarations.md for the design and one worked example per estimator.
+
+Factors (a variable given earlier ones):
+    Data()                      the data batch: samples only, no density, no parameters
+    Prior(dist)                 a fixed distribution: samples and log-density, no parameters
+    Factor(net, given)          a `jointkl.joints` conditional: explicit (Gaussian, Bernoulli: `log_prob`,
+                                reparameterized samples), Dirac (deterministic) or Implicit (noise-fed sampler);
+                                the last two have samples and no density
+Terms (what a player minimizes; `w * term` weights one):
+    KL(a, b, on=None, estimator=None, estimate=None)
+        KL(a || b) of the joints (on=None) or of their marginals on `on`. Without `estimator` it is expanded
+        variable by variable, E_a[log a(v|.) - log b(v|.)] (Su eq. 4): pieces no parameter touches are dropped
+        (the data's entropy, a fixed prior), a pair of densities is the analytic KL where torch.distributions
+        registers it and Monte Carlo otherwise, a lone density is its Monte-Carlo cross-entropy; a piece with
+        a missing density takes its estimator from `estimate={var: Adversarial(...)}`. With `estimator`, one
+        discriminator estimates the whole log-ratio on the variables `on` (GAN, AAE, ALI, DALI's term I).
+    NLL(b, var, under=a)        E_a[-log b(var|.)], the cross-entropy of one factor (DALI eq. 9); a Dirac factor
+                                scores the mean squared error instead (Su eq. 34's deterministic decoder)
+    Proximal(var, under=a)      mean over dimensions of (v - v_old)^2, v_old the value at the start of the
+                                player's period on the same noise: Su eq. 25-26's KL(q || q_old)
+Estimators:
+    Adversarial(value="logistic"|"f-kl", gen_loss=...)
+        a discriminator that tells samples of b (positive) from samples of a, so its logit estimates
+        log b - log a (Su eq. 16-18; AVB Prop. 1 with the sides named); "f-kl" trains it on the KL value function
+        of DALI eq. 8 instead. The player of the KL term minimizes `gen_loss` of the logits of a's samples:
+        "nonsaturating" E softplus(-logit), "minimax" -E softplus(logit), "kl" -E logit (the KL estimate itself).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.distributions as D
+import torch.nn.functional as F
+from torch import nn
+
+from jointkl.divergences.importance import discriminator_weights, iwae_bound
+from jointkl.divergences.kl import kl as kl_divergence
+from jointkl.divergences.ratio import discriminator_loss, kl_value
+from jointkl.errors import JointKLError
+from jointkl.joints import Dirac, Implicit
+from jointkl.nets import build
+from jointkl.objectives.base import Objective
+from jointkl.training.player import Player as TrainedPlayer
+
+# ---- factors and joints ---------------------------------------------------------------------------------
+
+
+class Data:
+    """The data batch x."""
+    kind = "data"
+
+
+@dataclass
+class Labels:
+    """The batch's labels y as one-hot vectors of `classes` entries (every label must be given)."""
+    classes: int
+    kind = "data"
+
+
+def one_hot(y: torch.Tensor | None, classes: int, model: str) -> torch.Tensor:
+    """(B,) int64 labels -> (B, classes) float one-hot; every label must be given and in range."""
+    if y is None:
+        raise JointKLError(f"model {model} needs labels; train it on labelled data (mnist5k, digits, grid25, ...)")
+    if ((y < 0) | (y >= classes)).any():                              # one host read per call
+        if (y < 0).any():
+            raise JointKLError(f"model {model} needs every label but some rows are unlabelled; set labelled=1 "
+                               "(svae learns from partly labelled data)")
+        raise JointKLError(f"label {int(y.max())} is out of range for classes={classes}; set classes={int(y.max()) + 1}")
+    return F.one_hot(y, classes).float()
+
+
+def as_labels(y: int | torch.Tensor | None, n: int, classes: int, device) -> torch.Tensor:
+    """Labels for n draws: uniform at random when y is None, all y when an int, else the given (n,) tensor."""
+    if y is None:
+        return torch.randint(classes, (n,), device=device)
+    if isinstance(y, int):
+        return torch.full((n,), y, dtype=torch.long, device=device)
+    y = torch.as_tensor(y, dtype=torch.long, device=device)
+    if y.shape != (n,):
+        raise JointKLError(f"labels have shape {tuple(y.shape)} but {n} draws were asked for; pass y of shape ({n},)")
+    return y
+
+
+@dataclass
+class Prior:
+    """A fixed distribution of `dim` entries: `dist(n, device)` is a batch of n of them."""
+    dist: Callable[[int, torch.device], D.Distribution]
+    dim: int
+    kind = "prior"
+
+
+def standard_normal(dim: int) -> Prior:
+    """p(z) = N(0, I) on `dim` entries."""
+    def dist(n: int, device) -> D.Distribution:
+        zeros = torch.zeros(n, dim, device=device)
+        return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
+    return Prior(dist, dim)
+
+
+class Factor:
+    """A conditional network of `jointkl.joints` given earlier variables; `squash` maps its samples through a
+    sigmoid (a generator's output on [0, 1] data, whose net returns logits)."""
+
+    def __init__(self, net: nn.Module, given: str | tuple[str, ...] = (), squash: bool = False,
+                 kind: str | None = None):
+        self.net, self.squash = net, squash
+        self.given = (given,) if isinstance(given, str) else tuple(given)
+        # `kind="implicit"` treats an explicit conditional as a sampler only (its density is not used)
+        self.kind = kind or ("dirac" if isinstance(net, Dirac) else "implicit" if isinstance(net, Implicit)
+                             else "explicit")
+
+
+class Joint:
+    """A product of factors in sampling order: `Joint(z=Prior(...), x=Factor(G, given="z"))`."""
+
+    def __init__(self, name: str, **factors):
+        self.name, self.factors = name, factors
+        seen: set[str] = set()
+        for var, f in factors.items():
+            missing = [g for g in getattr(f, "given", ()) if g not in seen]
+            if missing:
+                raise JointKLError(f"factor {var} of {name} is given {missing[0]}, which {name} does not define "
+                                   f"before {var}; order the factors as they are sampled")
+            seen.add(var)
+
+    def __getitem__(self, var: str):
+        return self.factors[var]
+
+    def __contains__(self, var: str) -> bool:
+        return var in self.factors
+
+    def has_density(self, var: str) -> bool:
+        return self[var].kind in ("prior", "explicit")
+
+    def trained(self, var: str) -> bool:
+        """Whether a parameter shapes var's samples: its own factor's or an ancestor's."""
+        f = self[var]
+        return f.kind not in ("data", "prior") or any(self.trained(g) for g in getattr(f, "given", ()))
+
+
+# ---- estimators and terms -------------------------------------------------------------------------------
+
+GEN_LOSSES = ("nonsaturating", "minimax", "kl")
+
+
+@dataclass
+class Adversarial:
+    """A discriminator estimating log b - log a (see the module docstring). `net`: the network (built from the
+    variables' shapes when None, `hidden` x `layers`); `name`: its attribute; `player`: its player; `steps`, `lr`,
+    `betas`: its player's updates per outer step and optimizer; `iw`: importance-weight the generator's
+    per-sample losses by softmax(logit) over the batch (IWGAN, Hu eq. 16)."""
+    value: str = "logistic"
+    gen_loss: str = "nonsaturating"
+    net: nn.Module | None = None
+    name: str = "D"
+    player: str = "disc"
+    steps: int = 1
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    hidden: int = 256
+    layers: int = 2
+    iw: bool = False
+
+    def __post_init__(self):
+        if self.value not in ("logistic", "f-kl"):
+            raise JointKLError(f"unknown adversarial value {self.value!r}; choose logistic or f-kl")
+        if self.gen_loss not in GEN_LOSSES:
+            raise JointKLError(f"unknown generator loss {self.gen_loss!r}; choose one of {', '.join(GEN_LOSSES)}")
+
+
+@dataclass
+class Activation:
+    """Adversary activation of a KL term (Hu eq. 17, supplement eqs. 44-46): a discriminator D tells data
+    (positive) from the model's own samples on the variables `on`; the term's per-example value l is weighted by
+    w = sigmoid(logit D / temperature), detached, on data and on as many samples x ~ p (entering with weight
+    `weight`): E_data[w l] + weight E_p[w l]. A perfect D gives the plain term (Hu Lemma 2)."""
+    adversarial: Adversarial
+    temperature: float = 1.0
+    weight: float = 1.0
+    on: tuple[str, ...] = ("x",)
+
+
+class Term:
+    weight: float = 1.0
+    name: str = ""
+
+    def __rmul__(self, w: float) -> "Term":
+        self.weight = self.weight * float(w)
+        return self
+
+
+@dataclass(eq=False)
+class KL(Term):
+    a: Joint
+    b: Joint
+    on: tuple[str, ...] | str | None = None
+    estimator: Adversarial | None = None
+    estimate: dict = field(default_factory=dict)
+    name: str = "kl"
+    weight: float = 1.0
+    names: dict = field(default_factory=dict)      # log names of the expanded pieces, by variable
+    analytic: bool = True                           # False: a pair of densities by Monte Carlo on the drawn sample
+    activation: Activation | None = None            # Hu eq. 17
+
+
+@dataclass(eq=False)
+class NLL(Term):
+    b: Joint
+    var: str
+    under: Joint
+    name: str = "nll"
+    weight: float = 1.0
+
+
+@dataclass(eq=False)
+class Proximal(Term):
+    var: str
+    under: Joint
+    name: str = "reg"
+    weight: float = 1.0
+
+
+@dataclass
+class Player:
+    """A group of networks and the terms it minimizes; the discriminators its adversarial terms need become
+    players of their own, placed before it (Algorithm 1 of AVB and DALI: adversary first)."""
+    name: str
+    nets: list[nn.Module]
+    minimize: list[Term]
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    steps: int = 1
+    share_noise: bool = False          # every update of a period reuses its first update's prior draws (Su's code)
+
+
+@dataclass
+class Declaration:
+    p: Joint
+    q: Joint
+    players: list[Player]
+
+
+# ---- drawing from a joint -------------------------------------------------------------------------------
+
+
+class Draws:
+    """One ancestral sample of a joint for one update, drawn lazily in the order variables are asked for;
+    prior draws come from `noise` when the player shares them over its period."""
+
+    def __init__(self, joint: Joint, batch: dict[str, torch.Tensor], noise: dict | None = None):
+        self.joint, self.batch, self.noise = joint, batch, noise
+        self.x = batch["x"]                                 # sets the batch size and device of prior draws
+        self.values: dict[str, torch.Tensor] = {}
+        self.dists: dict[str, D.Distribution] = {}
+
+    def dist(self, var: str) -> D.Distribution:
+        if var not in self.dists:
+            f = self.joint[var]
+            if f.kind == "prior":
+                self.dists[var] = f.dist(self.x.shape[0], self.x.device)
+            else:
+                self.dists[var] = f.net(*(self[g] for g in f.given))
+        return self.dists[var]
+
+    def __getitem__(self, var: str) -> torch.Tensor:
+        if var not in self.values:
+            f = self.joint[var]
+            if f.kind == "data":
+                v = self.batch[var]
+            elif f.kind == "prior":
+                key = (self.joint.name, var)
+                if self.noise is not None and key in self.noise:
+                    v = self.noise[key]
+                else:
+                    v = self.dist(var).sample()
+                    if self.noise is not None:
+                        self.noise[key] = v
+            else:
+                d = self.dist(var)
+                v = d.rsample() if d.has_rsample else d.sample()
+                v = torch.sigmoid(v) if f.squash else v
+            self.values[var] = v
+        return self.values[var]
+
+    def log_prob(self, var: str, at: "Draws") -> torch.Tensor:
+        """log of this joint's factor of var, at `at`'s values of var and of its parents here. (B,)"""
+        f = self.joint[var]
+        if f.kind == "prior":
+            return f.dist(at.x.shape[0], at.x.device).log_prob(at[var])
+        return f.net(*(at[g] for g in f.given)).log_prob(at[var])
+
+
+# ---- the derived model ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Piece:
+    """One summand of a player's loss: how it is computed, its log name and weight."""
+    kind: str                        # "nll" | "kl" | "adv" | "ratio" | "sq" | "prox"
+    term: Term
+    var: str | None = None
+    disc: "Disc | None" = None
+    name: str = ""
+    weight: float = 1.0
+    activation: "Disc | None" = None  # set on the first piece of an adversary-activated term
+    activated: bool = False
+
+    def __post_init__(self):
+        self.name, self.weight = self.name or self.term.name, self.weight * self.term.weight
+
+
+@dataclass
+class Disc:
+    """A derived discriminator: its network, estimator, the two joints, the variables it reads."""
+    est: Adversarial
+    a: Joint
+    b: Joint
+    vars: tuple[str, ...]
+    contrast: str | None = None      # a ratio piece: the variable b's factor replaces in a's sample
+
+
+class Declared(Objective):
+    """A model whose players and losses are derived from `declare()` (a `Declaration`)."""
+
+    def __init__(self, cfg, data_shape, data_kind):
+        super().__init__(cfg, data_shape, data_kind)
+        self.decl = self.declare()
+        self.shapes = {"x": tuple(data_shape)}
+        self._plan = {}                                   # player name -> list of Pieces
+        self._discs: dict[str, Disc] = {}                 # discriminator player name -> Disc
+        self._order: list[tuple[str, Player | Disc]] = []
+        for pl in self.decl.players:
+            pieces = [pc for t in pl.minimize for pc in self._derive(t)]
+            for pc in pieces:
+                for disc in (pc.disc, pc.activation):
+                    if disc is not None and disc.est.player not in self._discs:
+                        self._discs[disc.est.player] = disc
+                        self._order.append((disc.est.player, disc))
+            self._plan[pl.name] = pieces
+            self._order.append((pl.name, pl))
+        self._noise: dict = {}
+        self._old: dict = {}
+
+    def declare(self) -> Declaration:
+        raise NotImplementedError
+
+    # --- derivation ---------------------------------------------------------------------------------------
+    def _shape(self, joint: Joint, var: str) -> tuple[int, ...]:
+        f = joint[var]
+        if isinstance(f, Labels):
+            return (f.classes,)
+        if f.kind == "data":
+            return self.shapes["x"]
+        if f.kind == "prior":
+            return (f.dim,)
+        return tuple(f.net.event_shape)
+
+    def _disc(self, est: Adversarial, a: Joint, b: Joint, vars_: tuple[str, ...], contrast: str | None = None) -> Disc:
+        if est.player in self._discs:
+            return self._discs[est.player]
+        if est.net is None:
+            shapes = sorted((self._shape(a, v) for v in vars_), key=len, reverse=True)   # an image first
+            extra = sum(int(torch.Size(s).numel()) for s in shapes[1:])
+            est.net = build(getattr(self.cfg, "arch", "mlp"), shapes[0], 1, est.hidden, est.layers, extra_dim=extra)
+        if not hasattr(self, est.name):
+            setattr(self, est.name, est.net)
+        return Disc(est, a, b, vars_, contrast)
+
+    def _derive(self, t: Term) -> list[Piece]:
+        if isinstance(t, NLL):
+            kind = t.b[t.var].kind
+            if kind in ("data", "implicit"):
+                raise JointKLError(f"NLL of {t.var} under {t.b.name}: its factor has no density ({kind}); "
+                                   "write a KL with an Adversarial estimator instead")
+            return [Piece("sq" if kind == "dirac" else "nll", t, t.var)]
+        if isinstance(t, Proximal):
+            return [Piece("prox", t, t.var)]
+        if not isinstance(t, KL):
+            raise JointKLError(f"unknown term {t!r}; use KL, NLL or Proximal")
+        on = (t.on,) if isinstance(t.on, str) else tuple(t.on or ())
+        a, b = t.a, t.b
+        if t.estimator is not None:
+            vars_ = on or tuple(a.factors)
+            missing = [v for v in vars_ if v not in a or v not in b]
+            if missing:
+                raise JointKLError(f"KL({a.name} || {b.name}) on {missing[0]}: {a.name if missing[0] not in a else b.name} "
+                                   f"has no variable {missing[0]}")
+            return [Piece("adv", t, None, self._disc(t.estimator, a, b, vars_))]
+        if on:
+            raise JointKLError(f"KL({a.name} || {b.name}) on {', '.join(on)}: a marginal has no density to expand; "
+                               "give it an estimator, e.g. KL(..., estimator=Adversarial())")
+        if set(a.factors) != set(b.factors):
+            raise JointKLError(f"KL({a.name} || {b.name}): the joints have other variables ({', '.join(a.factors)} vs "
+                               f"{', '.join(b.factors)}); state the marginal with on=(...) and an estimator")
+        pieces = []
+        act = None
+        if t.activation is not None:                        # D tells b... the data side (a = q) from p's samples
+            act = self._disc(t.activation.adversarial, b, a, t.activation.on)
+        for v in a.factors:                                 # E_a[log a(v|.) - log b(v|.)], Su eq. 4
+            a_const = a[v].kind in ("data", "prior")        # the data's entropy, a fixed prior's: constants
+            if v in t.estimate:
+                est = t.estimate[v]
+                parents = tuple(dict.fromkeys((*a[v].given, *getattr(b[v], "given", ()))))
+                pieces.append(Piece("ratio", t, v, self._disc(est, a, b, (*parents, v), contrast=v),
+                                    name=t.names.get(v, f"ratio_{v}")))
+            elif a.has_density(v) and b.has_density(v):
+                pieces.append(Piece("kl", t, v, name=t.names.get(v, f"kl_{v}")))
+            elif a_const and b.has_density(v):
+                pieces.append(Piece("nll", NLL(b, v, a), v, name=t.names.get(v, f"nll_{v}"), weight=t.weight))
+            elif a_const and not a.trained(v) and b[v].kind == "data":
+                continue                                    # both sides fixed: a constant
+            else:
+                side = a.name if not a.has_density(v) else b.name
+                raise JointKLError(f"KL({a.name} || {b.name}): log {side}({v}|.) has no density ({(a if side == a.name else b)[v].kind}) "
+                                   f"and is not constant; give KL(..., estimate={{'{v}': Adversarial()}})")
+        if act is not None:
+            pieces[0].activation = act                      # the first piece carries the term's activation
+            for pc in pieces:
+                pc.activated = True
+        return pieces
+
+    # --- training -----------------------------------------------------------------------------------------
+    def players(self) -> list[TrainedPlayer]:
+        out = []
+        for name, pl in self._order:
+            if isinstance(pl, Disc):
+                e, first = pl.est, self._first_player(name)
+                out.append(TrainedPlayer(name, list(getattr(self, e.name).parameters()), e.lr or first.lr,
+                                         e.betas or first.betas, e.steps))
+            else:
+                params = [p for net in pl.nets for p in net.parameters()]
+                out.append(TrainedPlayer(name, params, pl.lr, pl.betas, pl.steps))
+        return out
+
+    def _first_player(self, disc: str) -> Player:
+        return next(pl for pl in self.decl.players if any(d and d.est.player == disc for pc in self._plan[pl.name]
+                                                          for d in (pc.disc, pc.activation)))
+
+    def begin(self, player: str) -> None:
+        self._noise, self._old = {}, {}
+
+    def _player(self, name: str) -> Player | Disc:
+        return dict(self._order)[name]
+
+    def batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The data variables of a batch: x, and y one-hot where a joint has labels."""
+        out = {"x": x}
+        for j in (self.decl.p, self.decl.q):
+            for var, f in j.factors.items():
+                if isinstance(f, Labels) and var not in out:
+                    out[var] = one_hot(y, f.classes, self.name)
+        return out
+
+    def loss(self, player, x, y=None):
+        who, batch = self._player(player), self.batch(x, y)
+        if isinstance(who, Disc):
+            return self._disc_loss(who, batch)
+        draws: dict[str, Draws] = {}
+        noise = self._noise if who.share_noise else None
+
+        def at(j: Joint) -> Draws:
+            if j.name not in draws:
+                draws[j.name] = Draws(j, batch, noise)
+            return draws[j.name]
+
+        total, logs, rows, per = 0.0, {}, 0.0, 0.0       # per-example sums are averaged once, at the end
+        pieces = self._plan[player]
+        for pc in pieces:
+            value = self._piece(pc, at, logs)               # (B,) or ()
+            if pc.activated:
+                per = per + pc.weight * value               # l(x) of an activated term, (B,)
+            elif value.dim():
+                rows = rows + pc.weight * value
+            else:
+                total = total + pc.weight * value
+            logs[pc.name] = logs.get(pc.name, 0.0) + (value.mean() if value.dim() else value)
+        total = total + (rows.mean() if torch.is_tensor(rows) else rows)
+        act = next((pc.activation for pc in pieces if pc.activation is not None), None)
+        if act is not None:
+            total = total + self._activated(act, per, [pc for pc in pieces if pc.activated], batch, logs)
+        return total, logs
+
+    def _activated(self, d: "Disc", per: torch.Tensor, pieces: list, batch: dict, logs: dict) -> torch.Tensor:
+        """E_data[w l] + weight E_p[w l], Hu eq. 44 (its constants dropped, samples and weights detached)."""
+        act = next(t.activation for t in (pc.term for pc in pieces) if isinstance(t, KL) and t.activation)
+        with torch.no_grad():
+            fake = Draws(d.a, batch)                        # the model's samples, as many as data
+            fake_batch = {**batch, **{v: fake[v] for v in d.vars}}
+        draws: dict[str, Draws] = {}
+
+        def at(j: Joint) -> Draws:
+            if j.name not in draws:
+                draws[j.name] = Draws(j, fake_batch)
+            return draws[j.name]
+
+        per_fake = sum(pc.weight * self._piece(pc, at, {}) for pc in pieces)          # (B,)
+        w = torch.sigmoid(self._logit(d, Draws(d.b, batch)).detach() / act.temperature)
+        w_fake = torch.sigmoid(self._logit(d, Draws(d.b, fake_batch)).detach() / act.temperature)
+        logs["w_real"], logs["w_fake"] = w.mean(), w_fake.mean()
+        return (w * per).mean() + act.weight * (w_fake * per_fake).mean()
+
+    def _piece(self, pc: Piece, at, logs: dict) -> torch.Tensor:
+        t = pc.term
+        if pc.kind == "nll":
+            s = at(t.under)
+            return -s.log_prob(pc.var, s) if t.b is t.under else -at(t.b).log_prob(pc.var, s)
+        if pc.kind == "sq":
+            s = at(t.under)
+            pred = Draws(t.b, s.batch)
+            pred.values = {g: s[g] for g in t.b[pc.var].given}
+            return (pred[pc.var] - s[pc.var]).pow(2).flatten(1).mean(1)
+        if pc.kind == "kl":
+            s = at(t.a)
+            if not t.analytic:                              # log a(v|.) - log b(v|.) at a's draw of v
+                return s.dist(pc.var).log_prob(s[pc.var]) - self._b_dist(t.b, pc.var, s).log_prob(s[pc.var])
+            return kl_divergence(s.dist(pc.var), self._b_dist(t.b, pc.var, s))
+        if pc.kind == "prox":
+            v = at(t.under)[pc.var]
+            if pc.var not in self._old:
+                self._old[pc.var] = v.detach()
+            return (v - self._old[pc.var]).pow(2).flatten(1).mean(1)
+        d = pc.disc
+        s = at(d.a)
+        logit = self._logit(d, s)                           # (B,)
+        if pc.kind == "ratio":                              # E_a[log a - log b] = E_a[-logit]
+            return -logit
+        if d.est.gen_loss == "kl":
+            per = -logit
+        elif d.est.gen_loss == "minimax":
+            per = -F.softplus(logit)
+        else:
+            per = F.softplus(-logit)
+        if d.est.iw:                                        # Hu eq. 16: sum_i w~_i loss_i
+            w = discriminator_weights(logit[:, None])       # (B,), detached
+            logs["ess"] = 1.0 / w.pow(2).sum()              # effective sample size of the weights
+            return (w * per).sum()
+        return per
+
+    def _b_dist(self, b: Joint, var: str, s: Draws) -> D.Distribution:
+        f = b[var]
+        if f.kind == "prior":
+            return f.dist(s.x.shape[0], s.x.device)
+        return f.net(*(s[g] for g in f.given))
+
+    def _logit(self, d: Disc, s: Draws) -> torch.Tensor:
+        net = getattr(self, d.est.name)                     # by name: a module swapped in later is used
+        return net(*(s[v] for v in self._input_order(d))).reshape(-1)
+
+    def _input_order(self, d: Disc) -> tuple[str, ...]:
+        return tuple(sorted(d.vars, key=lambda v: len(self._shape(d.a, v)), reverse=True))
+
+    def _disc_loss(self, d: Disc, batch: dict):
+        with torch.no_grad():
+            sa = Draws(d.a, batch)
+            for v in d.vars:
+                sa[v]                                       # a's sample first
+            sb = Draws(d.b, batch)
+            if d.contrast is not None:                      # a's sample with var redrawn from b's factor
+                sb.values = {v: sa[v] for v in d.vars if v != d.contrast}
+            for v in d.vars:
+                sb[v]
+        logit_b, logit_a = self._logit(d, sb), self._logit(d, sa)
+        if d.est.value == "f-kl":                           # DALI eq. 8, maximized by the discriminator
+            v = kl_value(logit_b, logit_a)
+            return -v, {"kl_value": v.detach()}
+        return discriminator_loss(logit_b, logit_a), {"d_real": logit_b.mean(), "d_fake": logit_a.mean()}
+
+    # --- capabilities, from the joints ------------------------------------------------------------------
+    def _labels(self, n: int, y) -> dict:
+        return {var: one_hot(as_labels(y, n, f.classes, self.device), f.classes, self.name)
+                for var, f in self.decl.p.factors.items() if isinstance(f, Labels)}
+
+    @torch.no_grad()
+    def sample(self, n: int, y: int | torch.Tensor | None = None) -> torch.Tensor:
+        """n draws of x from the generative joint p; labelled models take y (an int or (n,) labels; None:
+        uniform)."""
+        batch = {"x": torch.empty(n, 0, device=self.device), **self._labels(n, y)}
+        return Draws(self.decl.p, batch)["x"]
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, y: int | torch.Tensor | None = None) -> torch.Tensor:
+        """The mean of p(x|z) (a generator's output for a Dirac one)."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        s = Draws(self.decl.p, {"x": z, **self._labels(z.shape[0], y)})
+        s.values["z"] = z
+        f, mean = self.decl.p["x"], s.dist("x").mean
+        return torch.sigmoid(mean) if getattr(f, "squash", False) else mean
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, draws: int = 100) -> torch.Tensor:
+        """The mean of q(z|x) (of `draws` samples for an implicit encoder)."""
+        if "z" not in self.decl.q:
+            return self._missing("encoder")
+        x = self.check_input(x)
+        d = Draws(self.decl.q, {"x": x}).dist("z")
+        return d.rsample((draws,)).mean(0) if self.decl.q["z"].kind == "implicit" else d.mean
+
+    @property
+    def latent_dim(self) -> int:
+        f = self.decl.p.factors.get("z")
+        return f.dim if isinstance(f, Prior) else self._missing("latent space")
+
+    def prior(self, n: int) -> D.Distribution:
+        """p(z) for a batch of n."""
+        return self.decl.p["z"].dist(n, self.device)
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
+        """Per-example bound on log p(x) with an explicit p(x|z) and q(z|x): the ELBO (mean of k log-weights),
+        IWAE (Burda et al. 2016) or AIS (Wu et al. 2016; k chains, `ais` options such as steps=1000 go to
+        `jointkl.divergences.ais.AISConfig`)."""
+        p, q = self.decl.p, self.decl.q
+        if not ("z" in q and q["z"].kind == "explicit" and "x" in p and p["x"].kind == "explicit"):
+            return self._missing("explicit likelihood")
+        if method not in ("elbo", "iwae", "ais"):
+            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
+        x = self.check_input(x)
+        if method == "ais":
+            from jointkl.divergences.ais import ais_config, ais_log_likelihood
+            return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
+        if ais:
+            raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
+        out, b = [], max(1, chunk // max(k, 1))
+        for xb in x.split(b):
+            qz = q["z"].net(xb)
+            z = qz.sample((k,))                                            # (k, B, d)
+            log_w = (p["x"].net(z.flatten(0, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1))).view(k, -1)
+                     + self.prior(1).log_prob(z) - qz.log_prob(z))        # (k, B)
+            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
+        return torch.cat(out)

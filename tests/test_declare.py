@@ -1,0 +1,163 @@
+"""The derivation itself, against truth: analytic KLs in both directions, an implicit term handed the exact
+log-ratio equal to the explicit model, direction swaps, refusals, and the derived discriminator's player."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.distributions as D
+from torch import nn
+
+from jointkl.declare import (KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, Prior,
+                             standard_normal)
+from jointkl.errors import JointKLError
+from jointkl.joints import Gaussian, Implicit
+
+M_Q, S_Q = torch.tensor([0.3, -1.2]), torch.tensor([0.7, 1.9])
+M_P, S_P = torch.tensor([-0.5, 0.4]), torch.tensor([1.3, 0.6])
+
+
+def closed_form(m1, s1, m2, s2) -> float:
+    """KL(N(m1, s1^2) || N(m2, s2^2)) for diagonal Gaussians, summed over dimensions."""
+    return float((torch.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5).sum())
+
+
+class Head(nn.Module):
+    """q(z) = N(m, diag s^2) with learnable m and log s, fed nothing."""
+
+    def __init__(self, m, s):
+        super().__init__()
+        self.m, self.log_s = nn.Parameter(m.clone()), nn.Parameter(s.log())
+        self.event_shape = (m.shape[0],)
+
+    def forward(self):
+        return D.Independent(D.Normal(self.m, self.log_s.exp()), 1)
+
+
+@dataclass(frozen=True)
+class Cfg:
+    direction: str = "qp"
+
+
+class Declares(Declared):
+    """A test model whose declaration is the function `how(self)`."""
+    name, Config = "declares", Cfg
+    how = None
+
+    def declare(self):
+        return type(self).how(self)
+
+
+def model(how, cfg=Cfg(), shape=(0,)):
+    cls = type("M", (Declares,), {"how": staticmethod(how)})
+    return cls(cfg, shape, "continuous")
+
+
+def gaussians(self):
+    self.q_z = Head(M_Q, S_Q)
+    prior = Prior(lambda n, dev: D.Independent(D.Normal(M_P.expand(n, 2), S_P.expand(n, 2)), 1), 2)
+    p, q = Joint("p", z=prior), Joint("q", z=Factor(self.q_z))
+    a, b = (q, p) if self.cfg.direction == "qp" else (p, q)
+    return Declaration(p, q, [Player("model", [self.q_z], [KL(a, b)])])
+
+
+@pytest.mark.parametrize("direction,want", [("qp", closed_form(M_Q, S_Q, M_P, S_P)),
+                                            ("pq", closed_form(M_P, S_P, M_Q, S_Q))])
+def test_all_explicit_declaration_is_the_analytic_kl_both_ways(direction, want):
+    m = model(gaussians, Cfg(direction))
+    loss, logs = m.loss("model", torch.zeros(5, 0))
+    assert loss.item() == pytest.approx(want, rel=1e-6)
+    assert set(logs) == {"kl_z"}
+    # the swap is not the same number: KL is not symmetric here
+    assert closed_form(M_Q, S_Q, M_P, S_P) != pytest.approx(closed_form(M_P, S_P, M_Q, S_Q), rel=1e-2)
+
+
+def test_analytic_gradient_matches_the_closed_form():
+    m = model(gaussians)
+    loss, _ = m.loss("model", torch.zeros(1, 0))
+    loss.backward()
+    assert torch.allclose(m.q_z.m.grad, (M_Q - M_P) / S_P**2, atol=1e-6)          # d KL / d m_q
+
+
+class ExactRatio(nn.Module):
+    """log p(z) - log q(z|x) computed from q's own network: the optimal discriminator's logit (AVB Prop. 1)."""
+
+    def __init__(self, q_z):
+        super().__init__()
+        self.q_z = [q_z]                                           # not a submodule: no parameters of its own
+
+    def forward(self, x, z):
+        return standard_normal(2).dist(z.shape[0], z.device).log_prob(z) - self.q_z[0](x).log_prob(z)
+
+
+def vae_like(self):
+    torch.manual_seed(0)
+    self.q_z = Gaussian(3, 2, hidden=8, layers=1)
+    self.p_x = Gaussian(2, 3, hidden=8, layers=1)
+    implicit = self.cfg.direction == "implicit"
+    q = Joint("q", x=Data(), z=Factor(self.q_z, given="x", kind="implicit" if implicit else None))
+    p = Joint("p", z=standard_normal(2), x=Factor(self.p_x, given="z"))
+    term = (KL(q, p, estimate={"z": Adversarial(net=ExactRatio(self.q_z), name="T")}) if implicit
+            else KL(q, p, analytic=False))
+    return Declaration(p, q, [Player("model", [self.q_z, self.p_x], [term])])
+
+
+def test_implicit_term_with_the_exact_ratio_equals_the_explicit_model():
+    x = torch.randn(16, 3)
+    out = {}
+    for how in ("explicit", "implicit"):
+        m = model(vae_like, Cfg(how), (3,))
+        torch.manual_seed(1)
+        loss, logs = m.loss("model", x)
+        grads = torch.autograd.grad(loss, [*m.q_z.parameters(), *m.p_x.parameters()])
+        out[how] = loss, grads, logs
+    (l1, g1, logs1), (l2, g2, logs2) = out["explicit"], out["implicit"]
+    assert torch.allclose(l1, l2, rtol=1e-6, atol=1e-7)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(g1, g2))
+    assert set(logs1) == {"nll_x", "kl_z"} and set(logs2) == {"nll_x", "ratio_z"}
+    assert [p.name for p in model(vae_like, Cfg("implicit"), (3,)).players()] == ["disc", "model"]
+
+
+def test_derived_discriminator_is_a_player_before_its_user():
+    def gan(self):
+        self.G = Implicit(1, 2, noise_dim=2, hidden=8, layers=1)
+        p = Joint("p", z=standard_normal(1), x=Factor(self.G, given="z"))
+        q = Joint("q", x=Data())
+        return Declaration(p, q, [Player("gen", [self.G], [KL(p, q, on="x", estimator=Adversarial(hidden=8))])])
+    m = model(gan, shape=(2,))
+    players = m.players()
+    assert [p.name for p in players] == ["disc", "gen"]
+    assert {id(t) for t in players[0].params} == {id(t) for t in m.D.parameters()}
+    loss, logs = m.loss("disc", torch.randn(8, 2))
+    assert set(logs) == {"d_real", "d_fake"} and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("how,words", [
+    (lambda self: Declaration(*implicit_joints(self), [Player("m", [self.E], [KL(*implicit_joints(self)[::-1])])]),
+     "log q(z|.) has no density (implicit) and is not constant; give KL(..., estimate={'z': Adversarial()})"),
+    (lambda self: Declaration(*implicit_joints(self), [Player("m", [self.E], [KL(implicit_joints(self)[1],
+                                                                                  implicit_joints(self)[0], on="z")])]),
+     "a marginal has no density to expand; give it an estimator"),
+    (lambda self: Declaration(*implicit_joints(self), [Player("m", [self.E], [NLL(implicit_joints(self)[1], "z",
+                                                                                  implicit_joints(self)[0])])]),
+     "NLL of z under q: its factor has no density (implicit)"),
+])
+def test_impossible_derivations_are_refused_in_one_line(how, words):
+    with pytest.raises(JointKLError) as e:
+        model(how, shape=(3,))
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def implicit_joints(self):
+    if not hasattr(self, "E"):
+        self.E = Implicit(3, 2, noise_dim=2, hidden=8, layers=1)
+        self.p_x = Gaussian(2, 3, hidden=8, layers=1)
+    q = Joint("q", x=Data(), z=Factor(self.E, given="x"))
+    p = Joint("p", z=standard_normal(2), x=Factor(self.p_x, given="z"))
+    return p, q
+
+
+def test_a_factor_given_a_later_variable_is_refused():
+    with pytest.raises(JointKLError, match="factor x of p is given z, which p does not define before x"):
+        Joint("p", x=Factor(Gaussian(2, 3, hidden=4, layers=1), given="z"), z=standard_normal(2))
