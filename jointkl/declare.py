@@ -42,7 +42,7 @@ from torch import nn
 
 from jointkl.divergences.importance import discriminator_weights, iwae_bound
 from jointkl.divergences.kl import kl as kl_divergence
-from jointkl.divergences.ratio import discriminator_loss, kl_value
+from jointkl.divergences.ratio import discriminator_loss, kl_value, pair_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Implicit
 from jointkl.nets import build
@@ -90,16 +90,16 @@ def as_labels(y: int | torch.Tensor | None, n: int, classes: int, device) -> tor
 
 @dataclass
 class Prior:
-    """A fixed distribution of `dim` entries: `dist(n, device)` is a batch of n of them."""
-    dist: Callable[[int, torch.device], D.Distribution]
+    """A fixed distribution of `dim` entries: `dist(n, ref)` is a batch of n of them on `ref`'s device and dtype."""
+    dist: Callable[[int, torch.Tensor], D.Distribution]
     dim: int
     kind = "prior"
 
 
 def standard_normal(dim: int) -> Prior:
     """p(z) = N(0, I) on `dim` entries."""
-    def dist(n: int, device) -> D.Distribution:
-        zeros = torch.zeros(n, dim, device=device)
+    def dist(n: int, ref: torch.Tensor) -> D.Distribution:
+        zeros = torch.zeros(n, dim, device=ref.device, dtype=ref.dtype)
         return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
     return Prior(dist, dim)
 
@@ -110,11 +110,20 @@ class Factor:
 
     def __init__(self, net: nn.Module, given: str | tuple[str, ...] = (), squash: bool = False,
                  kind: str | None = None):
-        self.net, self.squash = net, squash
+        self._net, self.squash, self.owner = net, squash, None
         self.given = (given,) if isinstance(given, str) else tuple(given)
         # `kind="implicit"` treats an explicit conditional as a sampler only (its density is not used)
         self.kind = kind or ("dirac" if isinstance(net, Dirac) else "implicit" if isinstance(net, Implicit)
                              else "explicit")
+
+
+    @property
+    def net(self) -> nn.Module:
+        """The network, looked up on the model by attribute when it is one of its modules (so a module swapped in
+        later is the one used, as for the discriminators)."""
+        if self.owner is not None:
+            return getattr(self.owner[0], self.owner[1])
+        return self._net
 
 
 class Joint:
@@ -147,7 +156,7 @@ class Joint:
 
 # ---- estimators and terms -------------------------------------------------------------------------------
 
-GEN_LOSSES = ("nonsaturating", "minimax", "kl")
+GEN_LOSSES = ("nonsaturating", "minimax", "kl", "vi")
 
 
 @dataclass
@@ -167,6 +176,7 @@ class Adversarial:
     hidden: int = 256
     layers: int = 2
     iw: bool = False
+    logs: tuple[str, str] = ("d_real", "d_fake")     # names of the mean logits of b's and a's samples
 
     def __post_init__(self):
         if self.value not in ("logistic", "f-kl"):
@@ -203,7 +213,7 @@ class KL(Term):
     on: tuple[str, ...] | str | None = None
     estimator: Adversarial | None = None
     estimate: dict = field(default_factory=dict)
-    name: str = "kl"
+    name: str | None = "kl"                         # None: not logged
     weight: float = 1.0
     names: dict = field(default_factory=dict)      # log names of the expanded pieces, by variable
     analytic: bool = True                           # False: a pair of densities by Monte Carlo on the drawn sample
@@ -216,6 +226,16 @@ class NLL(Term):
     var: str
     under: Joint
     name: str = "nll"
+    weight: float = 1.0
+    detach: tuple[str, ...] = ()                    # parents of var held fixed (Su eq. 40: x from p)
+
+
+@dataclass(eq=False)
+class Extra(Term):
+    """A term the joints do not give: `fn(at)` with `at(joint)` the update's draws of a joint, (B,) or ();
+    weight 0 logs a diagnostic."""
+    name: str = "extra"
+    fn: Callable | None = None
     weight: float = 1.0
 
 
@@ -264,7 +284,7 @@ class Draws:
         if var not in self.dists:
             f = self.joint[var]
             if f.kind == "prior":
-                self.dists[var] = f.dist(self.x.shape[0], self.x.device)
+                self.dists[var] = f.dist(self.x.shape[0], self.x)
             else:
                 self.dists[var] = f.net(*(self[g] for g in f.given))
         return self.dists[var]
@@ -293,7 +313,7 @@ class Draws:
         """log of this joint's factor of var, at `at`'s values of var and of its parents here. (B,)"""
         f = self.joint[var]
         if f.kind == "prior":
-            return f.dist(at.x.shape[0], at.x.device).log_prob(at[var])
+            return f.dist(at.x.shape[0], at.x).log_prob(at[var])
         return f.net(*(at[g] for g in f.given)).log_prob(at[var])
 
 
@@ -333,6 +353,11 @@ class Declared(Objective):
         super().__init__(cfg, data_shape, data_kind)
         self.decl = self.declare()
         self.shapes = {"x": tuple(data_shape)}
+        names = {id(m): n for n, m in self._modules.items()}
+        for j in (self.decl.p, self.decl.q):
+            for f in j.factors.values():
+                if isinstance(f, Factor) and id(f._net) in names:
+                    f.owner = (self, names[id(f._net)])
         self._plan = {}                                   # player name -> list of Pieces
         self._discs: dict[str, Disc] = {}                 # discriminator player name -> Disc
         self._order: list[tuple[str, Player | Disc]] = []
@@ -382,8 +407,10 @@ class Declared(Objective):
             return [Piece("sq" if kind == "dirac" else "nll", t, t.var)]
         if isinstance(t, Proximal):
             return [Piece("prox", t, t.var)]
+        if isinstance(t, Extra):
+            return [Piece("extra", t)]
         if not isinstance(t, KL):
-            raise JointKLError(f"unknown term {t!r}; use KL, NLL or Proximal")
+            raise JointKLError(f"unknown term {t!r}; use KL, NLL, Proximal or Extra")
         on = (t.on,) if isinstance(t.on, str) else tuple(t.on or ())
         a, b = t.a, t.b
         if t.estimator is not None:
@@ -480,7 +507,8 @@ class Declared(Objective):
                 rows = rows + pc.weight * value
             else:
                 total = total + pc.weight * value
-            logs[pc.name] = logs.get(pc.name, 0.0) + (value.mean() if value.dim() else value)
+            if pc.name:
+                logs[pc.name] = logs.get(pc.name, 0.0) + (value.mean() if value.dim() else value)
         total = total + (rows.mean() if torch.is_tensor(rows) else rows)
         act = next((pc.activation for pc in pieces if pc.activation is not None), None)
         if act is not None:
@@ -510,12 +538,18 @@ class Declared(Objective):
         t = pc.term
         if pc.kind == "nll":
             s = at(t.under)
+            if t.detach:
+                held = Draws(t.under, s.batch)
+                held.values = {v: s[v].detach() if v in t.detach else s[v] for v in (*t.b[pc.var].given, pc.var)}
+                s = held
             return -s.log_prob(pc.var, s) if t.b is t.under else -at(t.b).log_prob(pc.var, s)
-        if pc.kind == "sq":
+        if pc.kind == "sq":                                 # |v - f(parents)|^2 summed (Su eq. 34)
             s = at(t.under)
             pred = Draws(t.b, s.batch)
             pred.values = {g: s[g] for g in t.b[pc.var].given}
-            return (pred[pc.var] - s[pc.var]).pow(2).flatten(1).mean(1)
+            return (s[pc.var] - pred[pc.var]).pow(2).flatten(1).sum(1)
+        if pc.kind == "extra":
+            return t.fn(at)
         if pc.kind == "kl":
             s = at(t.a)
             if not t.analytic:                              # log a(v|.) - log b(v|.) at a's draw of v
@@ -527,6 +561,15 @@ class Declared(Objective):
                 self._old[pc.var] = v.detach()
             return (v - self._old[pc.var]).pow(2).flatten(1).mean(1)
         d = pc.disc
+        if pc.kind == "adv" and self._both_trained(d):     # both joints learn: Su eqs. 41-43 on both logits
+            if d.b is self.decl.q:                          # the inference joint's pair first
+                lb = self._logit(d, at(d.b))
+                la = self._logit(d, at(d.a))
+            else:
+                la = self._logit(d, at(d.a))
+                lb = self._logit(d, at(d.b))
+            logs[d.est.logs[0]], logs[d.est.logs[1]] = lb.mean(), la.mean()
+            return pair_loss(lb, la, d.est.gen_loss)
         s = at(d.a)
         logit = self._logit(d, s)                           # (B,)
         if pc.kind == "ratio":                              # E_a[log a - log b] = E_a[-logit]
@@ -543,10 +586,13 @@ class Declared(Objective):
             return (w * per).sum()
         return per
 
+    def _both_trained(self, d: "Disc") -> bool:
+        return any(d.b.trained(v) for v in d.vars) and any(d.a.trained(v) for v in d.vars)
+
     def _b_dist(self, b: Joint, var: str, s: Draws) -> D.Distribution:
         f = b[var]
         if f.kind == "prior":
-            return f.dist(s.x.shape[0], s.x.device)
+            return f.dist(s.x.shape[0], s.x)
         return f.net(*(s[g] for g in f.given))
 
     def _logit(self, d: Disc, s: Draws) -> torch.Tensor:
@@ -554,23 +600,24 @@ class Declared(Objective):
         return net(*(s[v] for v in self._input_order(d))).reshape(-1)
 
     def _input_order(self, d: Disc) -> tuple[str, ...]:
-        return tuple(sorted(d.vars, key=lambda v: len(self._shape(d.a, v)), reverse=True))
+        return tuple(sorted(d.vars, key=lambda v: (-len(self._shape(d.a, v)), v != "x")))   # an image, then x
 
     def _disc_loss(self, d: Disc, batch: dict):
-        with torch.no_grad():
-            sa = Draws(d.a, batch)
+        with torch.no_grad():                               # the inference joint's sample first (data first)
+            sa, sb = Draws(d.a, batch), Draws(d.b, batch)
+            first, second = (sb, sa) if d.b is self.decl.q and d.contrast is None else (sa, sb)
             for v in d.vars:
-                sa[v]                                       # a's sample first
-            sb = Draws(d.b, batch)
+                first[v]
             if d.contrast is not None:                      # a's sample with var redrawn from b's factor
                 sb.values = {v: sa[v] for v in d.vars if v != d.contrast}
             for v in d.vars:
-                sb[v]
+                second[v]
         logit_b, logit_a = self._logit(d, sb), self._logit(d, sa)
         if d.est.value == "f-kl":                           # DALI eq. 8, maximized by the discriminator
             v = kl_value(logit_b, logit_a)
             return -v, {"kl_value": v.detach()}
-        return discriminator_loss(logit_b, logit_a), {"d_real": logit_b.mean(), "d_fake": logit_a.mean()}
+        names = d.est.logs
+        return discriminator_loss(logit_b, logit_a), {names[0]: logit_b.mean(), names[1]: logit_a.mean()}
 
     # --- capabilities, from the joints ------------------------------------------------------------------
     def _labels(self, n: int, y) -> dict:
@@ -581,7 +628,7 @@ class Declared(Objective):
     def sample(self, n: int, y: int | torch.Tensor | None = None) -> torch.Tensor:
         """n draws of x from the generative joint p; labelled models take y (an int or (n,) labels; None:
         uniform)."""
-        batch = {"x": torch.empty(n, 0, device=self.device), **self._labels(n, y)}
+        batch = {"x": self._ref(n, 0), **self._labels(n, y)}
         return Draws(self.decl.p, batch)["x"]
 
     @torch.no_grad()
@@ -609,7 +656,12 @@ class Declared(Objective):
 
     def prior(self, n: int) -> D.Distribution:
         """p(z) for a batch of n."""
-        return self.decl.p["z"].dist(n, self.device)
+        return self.decl.p["z"].dist(n, self._ref())
+
+    def _ref(self, n: int = 0, *shape: int) -> torch.Tensor:
+        """An empty (n, *shape) tensor of the model's device and dtype (what prior draws follow)."""
+        t = next(iter(self.state_dict().values()))
+        return torch.empty(n, *shape, device=t.device, dtype=t.dtype if t.is_floating_point() else None)
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):

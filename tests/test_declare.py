@@ -56,7 +56,7 @@ def model(how, cfg=Cfg(), shape=(0,)):
 
 def gaussians(self):
     self.q_z = Head(M_Q, S_Q)
-    prior = Prior(lambda n, dev: D.Independent(D.Normal(M_P.expand(n, 2), S_P.expand(n, 2)), 1), 2)
+    prior = Prior(lambda n, ref: D.Independent(D.Normal(M_P.expand(n, 2), S_P.expand(n, 2)), 1), 2)
     p, q = Joint("p", z=prior), Joint("q", z=Factor(self.q_z))
     a, b = (q, p) if self.cfg.direction == "qp" else (p, q)
     return Declaration(p, q, [Player("model", [self.q_z], [KL(a, b)])])
@@ -88,7 +88,7 @@ class ExactRatio(nn.Module):
         self.q_z = [q_z]                                           # not a submodule: no parameters of its own
 
     def forward(self, x, z):
-        return standard_normal(2).dist(z.shape[0], z.device).log_prob(z) - self.q_z[0](x).log_prob(z)
+        return standard_normal(2).dist(z.shape[0], z).log_prob(z) - self.q_z[0](x).log_prob(z)
 
 
 def vae_like(self):

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from jointkl.errors import JointKLError
+
 GENERATOR_LOSSES = ("minimax", "nonsaturating")
 
 
@@ -70,3 +72,23 @@ def kl_value(t_real: Tensor, t_fake: Tensor) -> Tensor:
     """f-GAN value for KL(p_real || p_fake) (DALI eq. 8; f(u) = u log u, f*(t) = exp(t - 1)):
     E_real T - E_fake exp(T - 1) <= KL, with equality at T* = 1 + log p_real/p_fake. Scalar."""
     return t_real.mean() - torch.exp(t_fake - 1).mean()
+
+
+PAIR_LOSSES = ("minimax", "nonsaturating", "vi")
+
+
+def pair_loss(logit_b: Tensor, logit_a: Tensor, kind: str) -> Tensor:
+    """The generator loss when both sides learn (ALI's encoder and decoder, Su eqs. 41-43), on the logits of b's
+    samples (the positive class: ALI's inference pairs) and of a's. Scalar.
+
+    "minimax"        E_b log D + E_a log(1 - D)        (eq. 42: minus D's own loss)
+    "nonsaturating"  -E_b log(1 - D) - E_a log D       (eq. 43: D's loss with the labels swapped)
+    "vi"             -E_b log D - E_a log D            (eq. 41, Su's own)
+    """
+    if kind == "minimax":
+        return -discriminator_loss(logit_b, logit_a)
+    if kind == "nonsaturating":
+        return discriminator_loss(logit_a, logit_b)
+    if kind == "vi":
+        return generator_loss(logit_b, "nonsaturating") + generator_loss(logit_a, "nonsaturating")
+    raise JointKLError(f"unknown pair loss {kind!r}; choose one of {', '.join(PAIR_LOSSES)}")

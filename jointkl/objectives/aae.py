@@ -1,10 +1,10 @@
 """Adversarial autoencoder, AAE (Makhzani et al. 2015), as Su derives it in "AAE under GAN framework":
 a GAN with x and z exchanged, plus a reconstruction term (Su eqs. 27-34).
 
-    generative joint   p(z) p(y|z), p(z) = N(0, I), p(y=0|z) = D(z)
-    inference joint    q(z) = E_data q(z|x), q(z|x) = delta(z - E(x)) (Su eq. 27) or N(mu(x), diag sigma(x)^2)
-    KL direction       KL(m(z, y) || p(z) p(y|z)), m = q(z)/2 on y=1, p(z)/2 on y=0: the GAN KL with x and
-                       z exchanged (eqs. 28-29)
+    generative joint   p(x, z) = p(z) p(x|z), p(z) = N(0, I), p(x|z) Bernoulli, Gaussian or delta(x - G(z))
+    inference joint    q(x, z) = p_data(x) q(z|x), q(z|x) = delta(z - E(x)) (Su eq. 27) or N(mu(x), diag sigma(x)^2)
+    KL direction       KL(q(z) || p(z)) of the aggregated posterior against the prior: the GAN KL with x and
+                       z exchanged (eqs. 28-29), plus lam times the reconstruction term
     ratio estimator    D(z) = probability that z came from the prior, logistic (eq. 30); its logit
                        estimates log p(z) - log q(z)
     encoder + decoder  one player: generator_loss(D(E(x))) + lam * rec(x, G(E(x)))          (eq. 33-34)
@@ -21,13 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.divergences.ratio import GENERATOR_LOSSES, discriminator_loss, generator_loss
+from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian, decoder
 from jointkl.nets import MLP, check_arch
-from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
-from jointkl.objectives.vae import LatentVariableModel, decoder_kind
+from jointkl.objectives.vae import decoder_kind
 
 
 @dataclass(frozen=True)
@@ -48,62 +47,37 @@ class AAEConfig:
 
 
 @register
-class AAE(LatentVariableModel):
+class AAE(Declared):
     """Adversarial autoencoder: a discriminator on z against N(0, I) plus reconstruction (Su eq. 30, 34)."""
 
     name, Config = "aae", AAEConfig
 
-    def __init__(self, cfg: AAEConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        if cfg.loss not in GENERATOR_LOSSES:
-            raise JointKLError(f"unknown AAE loss {cfg.loss!r}; choose one of {', '.join(GENERATOR_LOSSES)}")
-        if cfg.encoder not in ("dirac", "gaussian"):
-            raise JointKLError(f"unknown encoder {cfg.encoder!r}; choose dirac or gaussian")
-        kind = decoder_kind(cfg.decoder, data_kind)
-        if kind not in ("bernoulli", "gaussian", "dirac"):
-            raise JointKLError(f"unknown decoder {cfg.decoder!r}; choose auto, bernoulli, gaussian or dirac")
-        check_arch(cfg.arch, data_shape)
-        d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
-        self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
-                    else Dirac(data_shape, d, h, n, arch=arch))
-        g = dict(arch=arch, batchnorm=cfg.g_batchnorm, act=cfg.g_act)
-        self.p_x = Dirac(d, data_shape, h, n, **g) if kind == "dirac" else decoder(kind, d, data_shape, h, n, **g)
-        self.D = MLP(d, 1, h, n)                                          # logit of D(z)
-
-    def players(self):
+    def declare(self):
         c = self.cfg
-        return [Player("disc", list(self.D.parameters()), c.lr_d or c.lr, c.betas),
-                Player("ae", [*self.q_z.parameters(), *self.p_x.parameters()], c.lr, c.betas)]
+        if c.loss not in ("nonsaturating", "minimax"):
+            raise JointKLError(f"unknown AAE loss {c.loss!r}; choose one of nonsaturating, minimax")
+        if c.encoder not in ("dirac", "gaussian"):
+            raise JointKLError(f"unknown encoder {c.encoder!r}; choose dirac or gaussian")
+        kind = decoder_kind(c.decoder, self.data_kind)
+        if kind not in ("bernoulli", "gaussian", "dirac"):
+            raise JointKLError(f"unknown decoder {c.decoder!r}; choose auto, bernoulli, gaussian or dirac")
+        check_arch(c.arch, self.data_shape)
+        d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
+        self.q_z = Gaussian(shape, d, h, n, arch=arch) if c.encoder == "gaussian" else Dirac(shape, d, h, n, arch=arch)
+        g = dict(arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
+        self.p_x = Dirac(d, shape, h, n, **g) if kind == "dirac" else decoder(kind, d, shape, h, n, **g)
+        self.D = MLP(d, 1, h, n)                                          # logit of D(z)
+        q = Joint("q", x=Data(), z=Factor(self.q_z, given="x"))
+        p = Joint("p", z=standard_normal(d),
+                  x=Factor(self.p_x, given="z", squash=kind == "dirac" and self.data_kind != "continuous"))
+        adv = Adversarial(gen_loss=c.loss, net=self.D, lr=c.lr_d or c.lr, betas=c.betas, logs=("d_prior", "d_enc"))
+        terms = [KL(q, p, on="z", estimator=adv, name="adv"), c.lam * NLL(p, "x", under=q, name="rec")]   # eq. 33-34
+        return Declaration(p, q, [Player("ae", [self.q_z, self.p_x], terms, c.lr, c.betas)])
 
-    def rec(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Per-example reconstruction term of eq. 34: squared error (dirac decoder) or -log p(x|z). (B,)"""
-        if isinstance(self.p_x, Dirac):
-            return (x - self.generate(z)).pow(2).flatten(1).sum(1)
-        return -self.p_x(z).log_prob(x)
-
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.p_x(z).mean                                               # (B, *data_shape)
-        return torch.sigmoid(x) if isinstance(self.p_x, Dirac) and self.data_kind != "continuous" else x
-
-    def loss(self, player, x):
-        if player == "disc":
-            with torch.no_grad():
-                z_q = self.q_z(x).rsample()                                # (B, d) encoded data
-            logit_p, logit_q = self.D(self.prior(x.shape[0]).sample()), self.D(z_q)   # (B, 1) each
-            return discriminator_loss(logit_p, logit_q), {"d_prior": logit_p.mean(), "d_enc": logit_q.mean()}
-        z_q = self.q_z(x).rsample()                                        # (B, d)
-        adv = generator_loss(self.D(z_q), self.cfg.loss)                   # eq. 33
-        rec = self.rec(x, z_q).mean()
-        return adv + self.cfg.lam * rec, {"adv": adv, "rec": rec}
-
-    # --- capabilities ----------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, n):
-        return self.generate(self.prior(n).sample())
-
-    @torch.no_grad()
-    def decode(self, z):
-        return self.generate(torch.as_tensor(z, dtype=torch.float32, device=self.device))
+        """G(z) for z ~ p(z), the decoder's mean."""
+        return self.decode(self.prior(n).sample())
 
     def log_likelihood(self, x, method="elbo", k=1, chunk=100_000):
         if self.cfg.encoder == "dirac" or isinstance(self.p_x, Dirac):

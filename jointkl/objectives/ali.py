@@ -3,8 +3,8 @@ it in "ALI under GAN framework" (Su eqs. 35-43).
 
     generative joint   p(x, z) = p(z) p(x|z),      p(z) = N(0, I), x = G(z) or N(G(z), diag s^2)
     inference joint    q(x, z) = p_data(x) q(z|x), z = E(x) or N(mu(x), diag sigma(x)^2), reparameterized
-    KL direction       KL(m(x, z, y) || q(x, z) p(y|x, z)), m = q(x, z)/2 on y=1, p(x, z)/2 on y=0: y says
-                       which joint drew the pair, p(y=1|x, z) = D(x, z) (Su eqs. 35-37)
+    KL direction       KL(p(x, z) || q(x, z)) of the whole joints, by one adversary (Su eqs. 35-37: his
+                       indicator y says which joint drew the pair, p(y=1|x, z) = D(x, z))
     ratio estimator    D(x, z) = p(y=1|x, z) on concatenated pairs, logistic, inference pairs as the real
                        class (eq. 38); at its optimum logit D = log q(x, z) - log p(x, z) (eq. 39)
     encoder + decoder  one player, on the logits l_q of (x, E(x)) and l_p of (G(z), z):
@@ -30,27 +30,14 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.divergences.ratio import discriminator_loss, generator_loss
+from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian
 from jointkl.nets import build, check_arch
-from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
-from jointkl.objectives.vae import LatentVariableModel
 
 LOSSES = ("minimax", "nonsaturating", "vi", "vi_full")
 CONDITIONALS = ("gaussian", "dirac")
-
-
-def pair_loss(logit_q: torch.Tensor, logit_p: torch.Tensor, kind: str) -> torch.Tensor:
-    """Encoder + decoder loss on D's logits of inference pairs (logit_q) and generative pairs (logit_p)."""
-    if kind == "minimax":          # eq. 42: E_q log D + E_p log(1 - D), minus D's own loss
-        return -discriminator_loss(logit_q, logit_p)
-    if kind == "nonsaturating":    # eq. 43: D's loss with the labels swapped
-        return discriminator_loss(logit_p, logit_q)
-    if kind in ("vi", "vi_full"):  # eq. 41: -E_q log D - E_p log D
-        return generator_loss(logit_q, "nonsaturating") + generator_loss(logit_p, "nonsaturating")
-    raise JointKLError(f"unknown ALI loss {kind!r}; choose one of {', '.join(LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -70,61 +57,35 @@ class ALIConfig:
 
 
 @register
-class ALI(LatentVariableModel):
+class ALI(Declared):
     """ALI / BiGAN: a discriminator on (x, z) pairs; minimax, nonsaturating or vi generator loss (Su eqs. 38-43)."""
 
     name, Config = "ali", ALIConfig
 
-    def __init__(self, cfg: ALIConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        pair_loss(torch.zeros(1), torch.zeros(1), cfg.loss)               # validate the name now
-        for what in ("encoder", "decoder"):
-            if getattr(cfg, what) not in CONDITIONALS:
-                raise JointKLError(f"unknown {what} {getattr(cfg, what)!r}; choose one of {', '.join(CONDITIONALS)}")
-        if cfg.loss == "vi_full" and cfg.encoder != "gaussian":
-            raise JointKLError("loss=vi_full needs encoder=gaussian (eq. 40 has log q(z|x))")
-        check_arch(cfg.arch, data_shape)
-        d, h, n, arch = cfg.latent_dim, cfg.hidden, cfg.layers, cfg.arch
-        self.q_z = (Gaussian(data_shape, d, h, n, arch=arch) if cfg.encoder == "gaussian"
-                    else Dirac(data_shape, d, h, n, arch=arch))
-        g = dict(arch=arch, batchnorm=cfg.g_batchnorm, act=cfg.g_act)
-        self.p_x = (Gaussian(d, data_shape, h, n, std="global", **g) if cfg.decoder == "gaussian"
-                    else Dirac(d, data_shape, h, n, **g))
-        self.D = build(arch, data_shape, 1, h, n, extra_dim=d)            # logit of D(x, z)
-
-    def players(self):
+    def declare(self):
         c = self.cfg
-        return [Player("disc", list(self.D.parameters()), c.lr_d or c.lr, c.betas),
-                Player("gen", [*self.q_z.parameters(), *self.p_x.parameters()], c.lr, c.betas)]
-
-    def generate(self, z: torch.Tensor, mean: bool = False) -> torch.Tensor:
-        p = self.p_x(z)
-        x = p.mean if mean else p.rsample()                               # (B, *data_shape)
-        return x if self.data_kind == "continuous" else torch.sigmoid(x)
-
-    def loss(self, player, x):
-        with torch.set_grad_enabled(player == "gen" and torch.is_grad_enabled()):
-            z_q = self.q_z(x).rsample()                                   # (B, d) ~ q(z|x)
-            z_p = torch.randn_like(z_q)                                   # (B, d) ~ p(z)
-            x_p = self.generate(z_p)                                      # (B, *data_shape) ~ p(x|z)
-        logit_q, logit_p = self.D(x, z_q).squeeze(1), self.D(x_p, z_p).squeeze(1)   # (B,), (B,)
-        logs = {"d_q": logit_q.mean(), "d_p": logit_p.mean()}
-        if player == "disc":
-            return discriminator_loss(logit_q, logit_p), logs             # eq. 38
-        loss = pair_loss(logit_q, logit_p, self.cfg.loss)
-        if self.cfg.loss == "vi_full":                                    # eq. 40's E_p log(q_old(z|x) / q(z|x))
-            logs["nll_p"] = -self.q_z(x_p.detach()).log_prob(z_p).mean()
-            loss = loss + logs["nll_p"]
-        return loss, logs
-
-    # --- capabilities ----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n):
-        return self.generate(self.prior(n).sample())
-
-    @torch.no_grad()
-    def decode(self, z):
-        return self.generate(torch.as_tensor(z, dtype=torch.float32, device=self.device), mean=True)
+        if c.loss not in LOSSES:
+            raise JointKLError(f"unknown ALI loss {c.loss!r}; choose one of {', '.join(LOSSES)}")
+        for what in ("encoder", "decoder"):
+            if getattr(c, what) not in CONDITIONALS:
+                raise JointKLError(f"unknown {what} {getattr(c, what)!r}; choose one of {', '.join(CONDITIONALS)}")
+        if c.loss == "vi_full" and c.encoder != "gaussian":
+            raise JointKLError("loss=vi_full needs encoder=gaussian (eq. 40 has log q(z|x))")
+        check_arch(c.arch, self.data_shape)
+        d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
+        self.q_z = Gaussian(shape, d, h, n, arch=arch) if c.encoder == "gaussian" else Dirac(shape, d, h, n, arch=arch)
+        g = dict(arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
+        self.p_x = (Gaussian(d, shape, h, n, std="global", **g) if c.decoder == "gaussian"
+                    else Dirac(d, shape, h, n, **g))
+        self.D = build(arch, shape, 1, h, n, extra_dim=d)                # logit of D(x, z), eq. 38
+        q = Joint("q", x=Data(), z=Factor(self.q_z, given="x"))
+        p = Joint("p", z=standard_normal(d), x=Factor(self.p_x, given="z", squash=self.data_kind != "continuous"))
+        adv = Adversarial(gen_loss="vi" if c.loss == "vi_full" else c.loss, net=self.D, lr=c.lr_d or c.lr,
+                          betas=c.betas, logs=("d_q", "d_p"))
+        terms = [KL(p, q, estimator=adv, name=None)]
+        if c.loss == "vi_full":            # eq. 40's E_p log(q_old(z|x) / q(z|x)): its gradient, x from p held
+            terms.append(NLL(q, "z", under=p, detach=("x",), name="nll_p"))
+        return Declaration(p, q, [Player("gen", [self.q_z, self.p_x], terms, c.lr, c.betas)])
 
     def log_likelihood(self, x, method="elbo", k=1, chunk=100_000):
         if self.cfg.encoder == "dirac" or self.cfg.decoder == "dirac" or self.data_kind != "continuous":

@@ -24,13 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributions as D
+from torch import nn
 
-from jointkl.divergences.ratio import discriminator_loss, generator_loss, kl_value
+from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Extra, Factor, Joint, Player
+from jointkl.declare import standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian
 from jointkl.nets import build, check_arch, features
-from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
 VARIANTS = ("gan", "f", "l2")
@@ -55,37 +55,58 @@ class DALIConfig:
     betas: tuple[float, float] = (0.5, 0.999)
 
 
+class OnFeatures(nn.Module):
+    """q(z|x) = E(h(x)), h D's last hidden layer (Sec. 4); held outside the model's modules (D and E are there)."""
+
+    def __init__(self, D: nn.Module, E: nn.Module):
+        super().__init__()
+        self.parts = (D, E)
+
+    @property
+    def event_shape(self):
+        return self.parts[1].event_shape
+
+    def forward(self, x):
+        return self.parts[1](features(self.parts[0], x))
+
+
 @register
-class DALI(Objective):
+class DALI(Declared):
     """DALI: adversary on x plus the latent cycle term -log q(z|E(G(z))) (eq. 9-10, Algorithm 1)."""
 
     name, Config = "dali", DALIConfig
 
-    def __init__(self, cfg: DALIConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        if cfg.variant not in VARIANTS:
-            raise JointKLError(f"unknown DALI variant {cfg.variant!r}; choose one of {', '.join(VARIANTS)}")
-        check_arch(cfg.arch, data_shape)
-        self.G = Dirac(cfg.latent_dim, data_shape, cfg.hidden, cfg.layers, arch=cfg.arch, batchnorm=cfg.g_batchnorm,
-                       act=cfg.g_act)
-        self.D = build(cfg.arch, data_shape, 1, cfg.hidden, cfg.layers)
-        feats = cfg.encoder_on_disc_features
-        # on D's features E only needs a head (the paper's "two separated fully connected networks")
-        self.E = Gaussian(self.D.net[-1].in_features if feats else data_shape, cfg.latent_dim, cfg.hidden,
-                          1 if feats else cfg.layers, std=1.0 if cfg.variant == "l2" else None, min_std=cfg.min_std,
-                          arch=cfg.arch, separate=cfg.separate_heads, link=cfg.std_link)
-        self.lam = cfg.lam if cfg.lam is not None else 1.0 / cfg.latent_dim
-
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.latent_dim
-
-    def players(self):
+    def declare(self):
         c = self.cfg
-        return [Player("disc", list(self.D.parameters()), c.lr_d or c.lr, c.betas),
-                Player("gen", [*self.G.parameters(), *self.E.parameters()], c.lr, c.betas)]
+        if c.variant not in VARIANTS:
+            raise JointKLError(f"unknown DALI variant {c.variant!r}; choose one of {', '.join(VARIANTS)}")
+        check_arch(c.arch, self.data_shape)
+        self.G = Dirac(c.latent_dim, self.data_shape, c.hidden, c.layers, arch=c.arch, batchnorm=c.g_batchnorm,
+                       act=c.g_act)
+        self.D = build(c.arch, self.data_shape, 1, c.hidden, c.layers)
+        feats = c.encoder_on_disc_features
+        # on D's features E only needs a head (the paper's "two separated fully connected networks")
+        self.E = Gaussian(self.D.net[-1].in_features if feats else self.data_shape, c.latent_dim, c.hidden,
+                          1 if feats else c.layers, std=1.0 if c.variant == "l2" else None, min_std=c.min_std,
+                          arch=c.arch, separate=c.separate_heads, link=c.std_link)
+        q_z = OnFeatures(self.D, self.E) if feats else self.E
+        p = Joint("p", z=standard_normal(c.latent_dim),
+                  x=Factor(self.G, given="z", squash=self.data_kind != "continuous"))
+        q = Joint("q", x=Data(), z=Factor(q_z, given="x"))
+        f = c.variant == "f"
+        adv = Adversarial("f-kl" if f else "logistic", "kl" if f else "nonsaturating", net=self.D,
+                          lr=c.lr_d or c.lr, betas=c.betas)
+        lam = c.lam if c.lam is not None else 1.0 / c.latent_dim
+        sq = Extra("cycle_sq", lambda at: (at(p)["z"] - q_z(at(p)["x"]).mean).pow(2).mean(), weight=0.0)   # a log
+        terms = [KL(p, q, on="x", estimator=adv, name="adv"),                    # term I, eq. 4 (eq. 8 for f)
+                 lam * NLL(q, "z", under=p, name="cycle_nll"), sq]               # term II, eq. 5 and 9
+        return Declaration(p, q, [Player("gen", [self.G, self.E], terms, c.lr, c.betas)])
 
-    # --- the three networks ------------------------------------------------------------------------
+    # --- the networks, as the paper writes them (for evaluation and tests; the loss comes from `declare`) ----
+    def q_z(self, x: torch.Tensor):
+        """q(z|x) = N(mu(x), diag sigma^2(x)) (eq. 9)."""
+        return self.decl.q["z"].net(x)
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         x = self.G(z).rsample()                                    # (B, *data_shape)
         return x if self.data_kind == "continuous" else torch.sigmoid(x)
@@ -94,41 +115,3 @@ class DALI(Objective):
         """D's last hidden layer and its logit (the f variant reads the logit as T(x) of eq. 8)."""
         h = features(self.D, x)                                    # (B, hidden), or (B, 1024) under dcgan
         return h, self.D.net[-1](h).squeeze(1)                     # (B, width), (B,)
-
-    def q_z(self, x: torch.Tensor, h: torch.Tensor | None = None) -> D.Distribution:
-        """q(z|x) = N(mu(x), diag sigma^2(x)) (eq. 9); h: D's features of x, if already computed."""
-        if not self.cfg.encoder_on_disc_features:
-            return self.E(x)
-        return self.E(h if h is not None else self.discriminate(x)[0])
-
-    # --- Algorithm 1 ---------------------------------------------------------------------------------
-    def loss(self, player, x):
-        z = torch.randn(x.shape[0], self.latent_dim, device=x.device, dtype=x.dtype)  # (B, d) ~ p(z)
-        if player == "disc":
-            with torch.no_grad():
-                fake = self.generate(z)
-            t_real, t_fake = self.discriminate(x)[1], self.discriminate(fake)[1]
-            if self.cfg.variant == "f":
-                v = kl_value(t_real, t_fake)                        # maximized by D (eq. 8)
-                return -v, {"kl_value": v.detach()}
-            return discriminator_loss(t_real, t_fake), {"d_real": t_real.mean(), "d_fake": t_fake.mean()}
-        fake = self.generate(z)                                     # (B, *data_shape)
-        h, t_fake = self.discriminate(fake)
-        adv = -t_fake.mean() if self.cfg.variant == "f" else generator_loss(t_fake, "nonsaturating")
-        q = self.q_z(fake, h)
-        nll = -q.log_prob(z)                                        # (B,) L(z, E(G(z))), eq. 9
-        sq = (z - q.mean).pow(2).mean()
-        return adv + self.lam * nll.mean(), {"adv": adv, "cycle_nll": nll.mean(), "cycle_sq": sq}
-
-    # --- capabilities ----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n):
-        return self.generate(torch.randn(n, self.latent_dim, device=self.device))
-
-    @torch.no_grad()
-    def encode(self, x):
-        return self.q_z(self.check_input(x)).mean                  # mu(x), Sec. 3.5
-
-    @torch.no_grad()
-    def decode(self, z):
-        return self.generate(torch.as_tensor(z, dtype=torch.float32, device=self.device))

@@ -10,7 +10,8 @@ from torch import nn
 
 import jointkl as jk
 from jointkl.errors import JointKLError
-from jointkl.objectives.ali import ALI, ALIConfig, pair_loss
+from jointkl.divergences.ratio import pair_loss
+from jointkl.objectives.ali import ALI, ALIConfig
 
 LOSSES = ("minimax", "nonsaturating", "vi")
 A_STAR, S_STAR = 0.6, 0.8      # z|x ~ N(0.6 x, 0.8^2) and x|z ~ N(0.6 z, 0.8^2): both joints N(0, [[1, .6], [.6, 1]])
@@ -106,7 +107,7 @@ def test_pair_losses_in_closed_form():
               "vi": -dq.log().mean() - dp.log().mean()}
     for k in LOSSES:
         assert pair_loss(lq, lp, k).item() == pytest.approx(expect[k].item(), abs=1e-6)
-    with pytest.raises(JointKLError, match="unknown ALI loss"):
+    with pytest.raises(JointKLError, match="unknown pair loss"):
         pair_loss(lq, lp, "wasserstein")
 
 
