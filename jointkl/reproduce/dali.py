@@ -14,7 +14,7 @@ from jointkl.api import load
 from jointkl.eval.recon import reconstruction_mse
 from jointkl.objectives import MODELS
 from jointkl.plots import save_samples
-from jointkl.reproduce import Result, Row, capped, image_nets, nets_name, pick, train_many
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, image_nets, nets_name, register
 from jointkl.reproduce.su_ali import grid_rows
 
 # DCGAN's generator (batch norm and ReLU in G's hidden layers; D and E keep LeakyReLU), the same for every method.
@@ -57,19 +57,30 @@ def _run(out: Path, label: str, seed: int) -> Path:
     return out / f"{re.sub(r'[^A-Za-z0-9]+', '-', label).strip('-')}-seed{seed}"
 
 
-def _jobs(out: Path, spec: dict, dataset: str, common: dict, seeds: int) -> list:
-    return [(m, dataset, _run(out, label, s), {**common, **o, "seed": s, "ckpt_every": common["steps"]})
+def _jobs(out: Path, spec: dict, dataset: str, common: dict, seeds: int) -> list[Job]:
+    return [Job(m, dataset, _run(out, label, s), {**common, **o, "seed": s, "ckpt_every": common["steps"]})
             for label, (m, o, *_) in spec.items() if m in MODELS for s in range(seeds)]
 
 
-def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | None = None) -> Result:
+def _table2_settings(ctx: Context) -> tuple[int, int, dict]:
+    """Steps, hidden units and lr decay of Table 2's runs at this scale."""
+    steps, hidden = ctx.pick(2000, 4000, 20000), ctx.pick(128, 128, 256)
+    decay = ctx.pick({}, {"lr_decay": 0.1})                 # PAPER-NOTES' calibration: lr decayed linearly to 0.1x
+    return steps, hidden, decay
+
+
+def dali_table2_jobs(ctx: Context, out: Path) -> list[Job]:
+    steps, hidden, decay = _table2_settings(ctx)
+    model, opts, *paper = TABLE2["DALI"]
+    spec = {**TABLE2, "DALI": (model, {**opts, "lr": DALI_LR[ctx.scale]}, *paper)}
+    return _jobs(out, spec, "grid25", {**GRID, "hidden": hidden, "steps": steps, **decay}, ctx.seeds)
+
+
+def dali_table2(ctx: Context, out: Path) -> Result:
     """Modes captured and % high-quality samples (VEEGAN protocol, 2,500 samples) on grid25; at the full
     scale the issue's setting: 20,000 steps, 3x256 nets."""
-    steps, hidden = pick(scale, 2000, 4000, 20000), pick(scale, 128, 128, 256)
-    decay = pick(scale, {}, {"lr_decay": 0.1})              # PAPER-NOTES' calibration: lr decayed linearly to 0.1x
-    model, opts, *paper = TABLE2["DALI"]
-    spec = {**TABLE2, "DALI": (model, {**opts, "lr": DALI_LR[scale]}, *paper)}
-    train_many(_jobs(out, spec, "grid25", {**GRID, "hidden": hidden, "steps": steps, **decay}, seeds), workers)
+    scale, seeds = ctx.scale, ctx.seeds
+    steps, hidden, decay = _table2_settings(ctx)
     rows, figs = [], []
     for label, (model, _, paper_modes, paper_hq) in TABLE2.items():
         if model in MODELS:
@@ -82,7 +93,7 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
     ok = dali_modes.mean >= 24.5 and dali_hq.mean >= 80.0
     dali_lr = f"{DALI_LR[scale]:.0e}".replace("e-0", "e-")              # 5e-4, not 0.0005
     pending = [label for label, (m, *_) in TABLE2.items() if m not in MODELS]
-    note = (f"{capped(steps)} steps, MLPs 3x{hidden} (G: batch norm and ReLU, as DCGAN's), latent 2, batch 256, "
+    note = (f"{ctx.capped(steps)} steps, MLPs 3x{hidden} (G: batch norm and ReLU, as DCGAN's), latent 2, batch 256, "
             f"Adam(0.5, 0.999) lr 1e-3 (DALI {dali_lr}, DALI-f 2e-4; {'decayed linearly to 0.1x' if decay else 'no lr decay'}), "
             f"{seeds} seed(s). Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
             f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's GAN and ALI numbers come from "
@@ -96,12 +107,22 @@ def dali_table2(out: Path, seeds: int, scale: str = "default", workers: int | No
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
 
+def _table1_settings(ctx: Context) -> tuple[int, int, str]:
+    """Steps, hidden units and data set of Table 1's runs at this scale."""
+    return ctx.pick(400, 3000, 20000), 256, ctx.pick("mnist5k", "mnist5k", "mnist")
+
+
+def dali_table1_jobs(ctx: Context, out: Path) -> list[Job]:
+    steps, hidden, dataset = _table1_settings(ctx)
+    return _jobs(out, TABLE1, dataset, {**MNIST, **image_nets(ctx.scale), "hidden": hidden, "steps": steps}, ctx.seeds)
+
+
 @torch.no_grad()
-def dali_table1(out: Path, seeds: int, scale: str = "default", workers: int | None = None) -> Result:
+def dali_table1(ctx: Context, out: Path) -> Result:
     """Test reconstruction MSE G(mu(x)) vs x on mnist5k's 1,000 test digits (full MNIST at the full scale),
     with samples and pairs (DALI Fig. 1)."""
-    steps, hidden, dataset = pick(scale, 400, 3000, 20000), 256, pick(scale, "mnist5k", "mnist5k", "mnist")
-    train_many(_jobs(out, TABLE1, dataset, {**MNIST, **image_nets(scale), "hidden": hidden, "steps": steps}, seeds), workers)
+    scale, seeds = ctx.scale, ctx.seeds
+    steps, hidden, dataset = _table1_settings(ctx)
     x = data.load(dataset).test[:1000]                                    # (1000, 1, 28, 28)
     rows, figs = [], []
     for label, (model, _, paper) in TABLE1.items():
@@ -122,7 +143,16 @@ def dali_table1(out: Path, seeds: int, scale: str = "default", workers: int | No
     nets = nets_name(scale) if image_nets(scale) else f"MLPs {MNIST['layers']}x{hidden}"
     note = (f"{dataset} ({'4,000 train / 1,000 test digits, not full MNIST' if dataset == 'mnist5k' else 'first 1,000 test digits'}), "
             f"{nets}, latent {MNIST['latent_dim']}, batch 100, Adam(0.5, 0.999) lr 2e-4 "
-            f"(D: 5e-5), {capped(steps)} steps, {seeds} seed(s); per-pixel MSE of G(mean of q(z|x)) on the test digits. "
+            f"(D: 5e-5), {ctx.capped(steps)} steps, {seeds} seed(s); per-pixel MSE of G(mean of q(z|x)) on the test digits. "
             "Verdict: DALI's MSE below each ALI loss's. The paper's numbers are full MNIST with conv nets (ALI/ALICE from Li et al. 2017); AAE "
             "trains on pixel reconstruction, which DALI and ALI never see.")
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
+
+
+register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (GAN, ALI, DALI, DALI-f, AAE)",
+               "grid25, MLPs, batch 256, Adam(0.5, 0.999); VEEGAN scoring of 2,500 samples; mean over 5 seeds.",
+               dali_table2, dali_table2_jobs, seeds=5))
+register(Table("dali-table1", "DALI Table 1: reconstruction MSE on mnist5k (DALI, DALI-l2, ALI, AAE)",
+               "mnist5k at CPU scale (the paper uses full MNIST; so does the full scale, with DCGAN-style conv nets); "
+               "per-pixel test MSE.", dali_table1, dali_table1_jobs,
+               full_data=("mnist",)))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import jointkl.plots  # noqa: F401  (selects the Agg backend)
-from jointkl.reproduce import Result, Row, Table, capped, register
+from jointkl.reproduce.base import Context, Result, Row, Table, register
 
 AVB_OPTS = dict(hidden=128, layers=3, noise_dim=10, adv_hidden=256, adaptive_contrast=True, ac_samples=512,
                 adv_steps=2, lr=2e-4, lr_adv=1e-3, betas=(0.5, 0.999))
@@ -66,32 +66,30 @@ def _fit(method: str, seed: int, proto: Protocol, ref_path: str, out_path: str, 
     """Train one method on the Eight Schools log-density; write its KL curve and final draws to out_path."""
     torch.set_num_threads(1)
     from jointkl.bayes import EightSchools, GaussianVB, GaussianVBConfig
-    from jointkl.data import Dataset
     from jointkl.eval.knn_kl import knn_kl
     from jointkl.objectives.avb import AVBConfig, AVBVI
-    from jointkl.training.config import TrainConfig
-    from jointkl.training.trainer import Trainer
+    from jointkl.training.trainer import Callback
     ref = torch.from_numpy(np.load(ref_path)).float()                     # (n_final, 10)
     target = EightSchools()
     _, kind, opts, rows = METHODS[method]
     torch.manual_seed(seed)
     model = (AVBVI(target.log_joint, target.dim, AVBConfig(**opts)) if kind == "avb"
              else GaussianVB(target.log_joint, target.dim, GaussianVBConfig(**opts)))
-    empty = torch.zeros(rows, 0)                                           # rows of a batch; there is no x
-    trainer = Trainer(model, Dataset("eight-schools", empty, empty, "continuous"),
-                      TrainConfig(steps=proto.steps, batch_size=rows, device="cpu", seed=seed),
-                      run_dir=Path(out_path).parent)
-    # the sampler's (q's) rate decays linearly to 0.1x; the adversary's stays, so T keeps tracking q to the end
-    decay = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1 - 0.9 * s / proto.steps)
-             for name, o in trainer.opts.items() if name != "adversary"]
-    steps, kl, start = [], [], time.time()
-    for step in range(1, proto.steps + 1):
-        trainer.train_step()
-        for d in decay:
-            d.step()
-        if step % proto.eval_every == 0 or step == proto.steps:
-            steps.append(step)
-            kl.append(knn_kl(model.sample(proto.n_eval), ref[:proto.n_eval]))
+    steps, kl = [], []
+
+    class Curve(Callback):
+        def on_step_end(self, trainer, logs):
+            # the sampler's (q's) rate decays linearly to 0.1x; the adversary's stays, so T keeps tracking q
+            for p in trainer.players:
+                if p.name != "adversary":
+                    for group in trainer.opts[p.name].param_groups:
+                        group["lr"] = p.lr * (1 - 0.9 * trainer.step / proto.steps)
+            if trainer.step % proto.eval_every == 0 or trainer.step == proto.steps:
+                steps.append(trainer.step)
+                kl.append(knn_kl(model.sample(proto.n_eval), ref[:proto.n_eval]))
+
+    start = time.time()
+    model.fit(proto.steps, batch=rows, device="cpu", callbacks=(Curve(),), seed=seed)
     seconds = time.time() - start
     z = model.sample(proto.n_final)                                        # (n_final, 10)
     log_py = target.exact()["log_evidence"]
@@ -204,12 +202,13 @@ def figures(out: Path, results: dict, ref: torch.Tensor, floor: float, seeds: in
     return [fig3, fig4]
 
 
-def avb_fig3(out: Path, seeds: int, scale: str = "default") -> Result:
+def avb_fig3(ctx: Context, out: Path) -> Result:
+    """Trains its fits here (`fit_all`, cached by `_key`), not through `train_many`: no jobs, not probed."""
     from jointkl.bayes import EightSchools
     from jointkl.eval.knn_kl import knn_kl
-    proto = PROTOCOLS[scale]
-    seeds = max(1, min(seeds, proto.max_seeds))
-    steps = capped(proto.steps)                                            # tests smoke-run a few steps
+    scale, proto = ctx.scale, PROTOCOLS[ctx.scale]
+    seeds = max(1, min(ctx.seeds, proto.max_seeds))
+    steps = ctx.capped(proto.steps)                                        # tests smoke-run a few steps
     proto = replace(proto, steps=steps, eval_every=min(proto.eval_every, steps))
     out.mkdir(parents=True, exist_ok=True)
     ref, check, which = reference(proto, scale)

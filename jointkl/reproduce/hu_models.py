@@ -15,7 +15,7 @@ import torch
 import jointkl.plots  # noqa: F401  (selects the Agg backend)
 from jointkl import data
 from jointkl.api import load
-from jointkl.reproduce import Result, Row, Table, capped, pick, register, train_many
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, register
 
 ADA_OPTS = dict(hidden=256, layers=2, feat_dim=64, batch_size=128, loss="flip", log_every=250)
 VARIANTS = {"source only (adv=0)": 0.0, "ADA (adv=1)": 1.0}
@@ -44,14 +44,22 @@ def feature_figure(models: dict, ds, path: Path, n: int = 500) -> Path:
     return path
 
 
+def _settings(ctx: Context) -> tuple[int, list[str]]:
+    """Steps and the target domains at this scale."""
+    return (ctx.pick(300, 2000, 5000),
+            ctx.pick(["mnist5k-digits"], ["mnist5k-digits"], ["mnist5k-digits", "mnist5k-mnistm"]))
+
+
+def hu_ada_jobs(ctx: Context, out: Path) -> list[Job]:
+    steps, sets = _settings(ctx)
+    return [Job("ada", d, out / f"{d}-adv{adv:g}-seed{s}", {**ADA_OPTS, "adv": adv, "steps": steps, "seed": s,
+                                                            "ckpt_every": steps})
+            for d in sets for adv in VARIANTS.values() for s in range(ctx.seeds)]
+
+
 @torch.no_grad()
-def hu_ada(out: Path, seeds: int, scale: str = "default") -> Result:
-    steps = pick(scale, 300, 2000, 5000)
-    sets = pick(scale, ["mnist5k-digits"], ["mnist5k-digits"], ["mnist5k-digits", "mnist5k-mnistm"])
-    jobs = [("ada", d, out / f"{d}-adv{adv:g}-seed{s}", {**ADA_OPTS, "adv": adv, "steps": steps, "seed": s,
-                                                         "ckpt_every": steps})
-            for d in sets for adv in VARIANTS.values() for s in range(seeds)]
-    train_many(jobs)
+def hu_ada(ctx: Context, out: Path) -> Result:
+    (steps, sets), seeds = _settings(ctx), ctx.seeds
     rows, figs, gains = [], [], []
     for d in sets:
         ds = data.load(d)
@@ -69,7 +77,7 @@ def hu_ada(out: Path, seeds: int, scale: str = "default") -> Result:
     ok = all(g > 0 for _, g, _ in gains)
     said = "; ".join(f"{d}: {g:+.3f} (higher in {k} of {seeds} seeds)" for d, g, k in gains)
     note = (f"Verdict: ADA's mean target accuracy above the source-only network's on every domain pair "
-            f"({capped(steps)} steps, {seeds} seed(s)); ADA minus source-only: {said}. Hu et al. have no number for "
+            f"({ctx.capped(steps)} steps, {seeds} seed(s)); ADA minus source-only: {said}. Hu et al. have no number for "
             "ADA; Ganin et al.'s MNIST -> MNIST-M (conv nets, full MNIST) went from 0.5225 to 0.7666.")
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
@@ -79,4 +87,4 @@ register(Table("hu-ada", "Hu Sec. 3.1 / supp. A: adversarial domain adaptation v
                "(1,437 unlabelled; 360 labelled test digits); full scale adds mnist5k -> MNIST-M-style photo blends. "
                "Feature MLP 2x256 -> 64, classifier and domain discriminator one hidden layer of 256, batch 128, "
                "Adam(0.5, 0.999) lr 1e-3, flipped-label feature loss (Hu eqs. 2-3), 2,000 steps (quick 300, full "
-               "5,000); ADA adv=1 vs the same nets with adv=0.", hu_ada))
+               "5,000); ADA adv=1 vs the same nets with adv=0.", hu_ada, hu_ada_jobs))

@@ -9,7 +9,7 @@ from jointkl import data
 from jointkl.api import load
 from jointkl.eval.modes import covered_modes, expected_modes, mode_map, mode_stats
 from jointkl.plots import save_latent_cells, save_samples
-from jointkl.reproduce import Result, Row, capped, diverged, pick, train_many
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, diverged, register
 
 GRID_ALI = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
                 encoder="gaussian", decoder="dirac", log_every=250, ckpt_every=5000)
@@ -59,12 +59,22 @@ def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None
     return rows, figs
 
 
-def su_ali(out: Path, seeds: int, scale: str = "default") -> Result:
+def _steps(ctx: Context) -> int:
+    return ctx.pick(2000, 4000, 10000)
+
+
+def _runs(ctx: Context, out: Path) -> dict[str, list[Path]]:
+    return {label: [out / f"{loss}-seed{s}" for s in range(ctx.seeds)] for label, loss in ALI_LOSSES.items()}
+
+
+def su_ali_jobs(ctx: Context, out: Path) -> list[Job]:
+    return [Job("ali", "grid25", run, {**GRID_ALI, "loss": ALI_LOSSES[label], "steps": _steps(ctx), "seed": s})
+            for label, rs in _runs(ctx, out).items() for s, run in enumerate(rs)]
+
+
+def su_ali(ctx: Context, out: Path) -> Result:
     """Su: "(41) has the same performance as (42) and (43)". The three losses, same nets and seeds."""
-    steps = pick(scale, 2000, 4000, 10000)
-    runs = {label: [out / f"{loss}-seed{s}" for s in range(seeds)] for label, loss in ALI_LOSSES.items()}
-    train_many([("ali", "grid25", run, {**GRID_ALI, "loss": ALI_LOSSES[label], "steps": steps, "seed": s})
-                for label, rs in runs.items() for s, run in enumerate(rs)])
+    steps, seeds, runs = _steps(ctx), ctx.seeds, _runs(ctx, out)
     rows, figs = [], []
     for label, rs in runs.items():
         r, f = grid_rows(out, label, rs)
@@ -74,7 +84,11 @@ def su_ali(out: Path, seeds: int, scale: str = "default") -> Result:
         others = rows[m].ours + rows[2 + m].ours                          # minimax and nonsaturating seeds
         inside.append(min(others) <= rows[4 + m].mean <= max(others))
     note = (f"Su gives no numbers. Reproduced if the vi loss's mean modes and mean % high quality both lie "
-            f"within the range of the minimax and nonsaturating seeds ({capped(steps)} steps, {seeds} seeds, Gaussian "
+            f"within the range of the minimax and nonsaturating seeds ({ctx.capped(steps)} steps, {seeds} seeds, Gaussian "
             "encoder, MLPs 3x128, latent 2). Under vi the encoder's gradient is exactly minus the minimax one "
-            "(tests/test_aae_ali.py): the encoder pushes its pairs away from the generator's and D separates them.")
+            "(tests/objectives/test_ali.py): the encoder pushes its pairs away from the generator's and D separates them.")
     return Result(rows, "reproduced" if all(inside) else "not reproduced", note, figs)
+
+
+register(Table("su-ali", "Su eqs. 41-43: ALI's three generator losses on grid25",
+               "grid25, Gaussian encoder/decoder ALI, VEEGAN scoring of 2,500 samples.", su_ali, su_ali_jobs))

@@ -1,5 +1,4 @@
-"""The registered reproductions. Each states its protocol and the paper's numbers; entries whose models
-are not built yet are listed as pending (run=None), never faked."""
+"""Su Fig. 1-2: a GAN on grid25 with and without the regularizer of eq. 26, its modes over training."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +9,7 @@ from jointkl import data
 from jointkl.api import load
 from jointkl.eval.modes import mode_stats
 from jointkl.plots import save_samples
-from jointkl.reproduce import (TABLES, Result, Row, Table, avb, avb_table2, capped, dali, eight_schools, hu, hu_models,
-                               pick, register, su_ali, train_many)
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, register
 
 GRID_GAN = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
                 log_every=250, ckpt_every=500, keep_ckpts=1000)   # every checkpoint kept: stability curve
@@ -22,12 +20,17 @@ SU_VARIANTS = {                                  # label -> GAN options (Su eq. 
 }
 
 
-def _su_fig1(out: Path, seeds: int, scale: str) -> Result:
-    steps = pick(scale, 2000, 5000, 20000)
-    jobs = [("gan", "grid25", out / f"{i}-seed{s}", {**GRID_GAN, **v, "steps": steps, "seed": s})
-            for i, v in enumerate(SU_VARIANTS.values()) for s in range(seeds)]
-    train_many(jobs)
-    ds, steps = data.load("grid25"), capped(steps)
+def _steps(ctx: Context) -> int:
+    return ctx.pick(2000, 5000, 20000)
+
+
+def su_fig1_jobs(ctx: Context, out: Path) -> list[Job]:
+    return [Job("gan", "grid25", out / f"{i}-seed{s}", {**GRID_GAN, **v, "steps": _steps(ctx), "seed": s})
+            for i, v in enumerate(SU_VARIANTS.values()) for s in range(ctx.seeds)]
+
+
+def su_fig1(ctx: Context, out: Path) -> Result:
+    ds, steps, seeds = data.load("grid25"), ctx.capped(_steps(ctx)), ctx.seeds
     every = min(GRID_GAN["ckpt_every"], steps)
     checks = list(range(every, steps + 1, every))
     rows, figs, curves = [], [], {}
@@ -78,27 +81,4 @@ def _curve_figure(path: Path, steps: list[int], curves: dict) -> Path:
 register(Table("su-fig1", "Su Fig. 1-2: GAN with and without the regularizer (eq. 26), grid25",
                "grid25, MLP 3x128, latent 2, batch 256, Adam(0.5, 0.999) lr 1e-3, non-saturating loss; "
                "VEEGAN scoring of 2,500 samples (high quality = within 3 std of the nearest mode).",
-               _su_fig1))
-register(Table("avb-table1", "AVB Table 1: VAE vs AVB on the 2x2 binary images",
-               "binary2x2, 2-d latent, 512-unit encoder/decoder, batch 128, 5,000 steps; VAE Adam lr 1e-3; AVB lr "
-               "3e-4 / adversary 1e-3 (256 units, 2 steps), noise dim 16, Adam(0.5, 0.999); log p(x) by grid "
-               "integration over the 2-d latent (plus each model's importance-sampling estimate); KL(q(z) || p(z)) "
-               "by k-NN; the latent picture of Fig. 6.", avb.avb_table1))
-register(Table("su-ali", "Su eqs. 41-43: ALI's three generator losses on grid25",
-               "grid25, Gaussian encoder/decoder ALI, VEEGAN scoring of 2,500 samples.", su_ali.su_ali))
-register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (GAN, ALI, DALI, DALI-f, AAE)",
-               "grid25, MLPs, batch 256, Adam(0.5, 0.999); VEEGAN scoring of 2,500 samples; mean over 5 seeds.",
-               dali.dali_table2, seeds=5))
-register(Table("dali-table1", "DALI Table 1: reconstruction MSE on mnist5k (DALI, DALI-l2, ALI, AAE)",
-               "mnist5k at CPU scale (the paper uses full MNIST; so does the full scale, with DCGAN-style conv nets); "
-               "per-pixel test MSE.", dali.dali_table1,
-               full_data=("mnist",)))
-# entries whose modules have not landed yet: listed, never faked
-PENDING = {"avb-table2": "AVB Table 2: VAE vs AVB (+AC) on binarized MNIST, ELBO and AIS",
-           "avb-fig3": "AVB Fig. 3-4: Eight Schools, KL to the NUTS posterior",
-           "hu-table2": "Hu Table 2: GAN vs IWGAN, CGAN vs IWCGAN",
-           "hu-table3": "Hu Table 3: VAE vs AA-VAE, CVAE vs AA-CVAE test ELBO",
-           "hu-table4": "Hu Table 4: SVAE vs AA-SVAE accuracy with 1 % and 10 % labels"}
-for tid, title in PENDING.items():
-    if tid not in TABLES:
-        register(Table(tid, title, "pending: the models are not built yet", None))
+               su_fig1, su_fig1_jobs))

@@ -1,0 +1,298 @@
+"""What every reproduction shares: the result types, the registry, the context an entry runs in, and the
+machinery that trains an entry's jobs (cached by config, in parallel) and times them.
+
+An entry (`Table`) declares its training runs and its scoring separately: `jobs(ctx, out)` lists the runs
+(model, data, out_dir, options) it needs, `score(ctx, out)` reads them and returns our numbers beside the
+paper's. `run_table` trains the jobs not yet cached (after printing their expected time when `ctx.estimate`),
+then scores; `estimate_table` only prints the time. This module imports no table module; each table module
+imports it and registers itself, and the package (`jointkl.reproduce`) imports the table modules and fixes
+their order.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from jointkl.errors import Diverged, JointKLError
+
+DIVERGED = "DIVERGED"                 # marker file in a run folder whose training met a non-finite loss
+
+
+@dataclass
+class Row:
+    method: str
+    metric: str
+    ours: list[float]                 # one value per seed
+    paper: float | None = None        # None: the paper has no number for this cell
+    better: str = "higher"            # which direction is better, for the difference column
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.ours))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.ours, ddof=1)) if len(self.ours) > 1 else 0.0
+
+
+@dataclass
+class Result:
+    rows: list[Row]
+    verdict: str                      # reproduced | not reproduced | pending
+    note: str = ""                    # what the verdict compares, in one or two sentences
+    figures: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+SCALES = ("quick", "default", "full")   # quick: the whole registry in <= 10 min on 2 CPU cores;
+                                        # default: the CPU-scale protocol; full: the papers' data and sizes
+
+
+def pick(scale: str, quick, default, full=None):
+    """The setting for this scale (full falls back to default)."""
+    return {"quick": quick, "default": default, "full": default if full is None else full}[scale]
+
+
+def image_nets(scale: str) -> dict:
+    """The model option that selects the papers' networks: DCGAN-style conv nets at the full scale (DALI Sec. 4,
+    Hu Sec. 6 and supplement I, AVB Sec. 6.2 all use them on MNIST), MLPs below it."""
+    return pick(scale, {}, {}, {"arch": "dcgan"})
+
+
+def nets_name(scale: str) -> str:
+    return "DCGAN-style conv nets" if image_nets(scale) else "MLPs"
+
+
+class Job(NamedTuple):
+    """One training run of an entry: `jointkl.run.train(model, data, out, **options)`."""
+    model: str
+    data: str
+    out: Path
+    options: dict
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one entry runs at. `scale` and `seeds` choose its protocol; `step_cap` (smoke runs: the tests)
+    stops every training run after that many steps, and entries cap their evaluation counts with it too
+    (`capped`); `estimate`: print the expected training time of the runs not cached before training them."""
+    scale: str
+    seeds: int
+    step_cap: int | None = None
+    estimate: bool = False
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise JointKLError(f"unknown scale {self.scale!r}; choose one of {', '.join(SCALES)}")
+
+    def pick(self, quick, default, full=None):
+        """The setting for this context's scale (full falls back to default)."""
+        return pick(self.scale, quick, default, full)
+
+    def capped(self, steps: int) -> int:
+        """The steps a run of `steps` really trains (the step cap applied)."""
+        return min(steps, self.step_cap) if self.step_cap else steps
+
+    def cap(self, jobs) -> list[Job]:
+        """The jobs as they really train: steps and checkpoint interval capped."""
+        if not self.step_cap:
+            return [Job(*j) for j in jobs]
+        return [Job(m, d, o, {**opts, "steps": self.capped(opts.get("steps", 2000)),
+                              "ckpt_every": self.capped(opts.get("ckpt_every", 500))}) for m, d, o, opts in jobs]
+
+
+def no_jobs(ctx: Context, out: Path) -> list[Job]:
+    return []
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    protocol: str
+    score: Callable[[Context, Path], Result] | None   # (ctx, out_dir) -> Result, from the trained jobs; None = pending
+    jobs: Callable[[Context, Path], list] = no_jobs   # (ctx, out_dir) -> the (model, data, out, options) runs it reads
+    seeds: int = 3                    # at the default and full scales
+    quick_seeds: int = 1
+    full_data: tuple[str, ...] = ()   # the file data sets (jointkl.data.files) the full scale reads
+    probed: bool = True               # all its training is in `jobs`, so `--estimate` can time it (else it trains
+                                      # inside `score`)
+
+    def context(self, scale: str, seeds: int | None = None, step_cap: int | None = None,
+                estimate: bool = False) -> Context:
+        """Its context at `scale`: `seeds` seeds, or its own number for that scale."""
+        return Context(scale, seeds or (self.quick_seeds if scale == "quick" else self.seeds), step_cap, estimate)
+
+
+TABLES: dict[str, Table] = {}
+
+
+def register(table: Table) -> Table:
+    if table.id in TABLES:
+        raise ValueError(f"table {table.id!r} registered twice")
+    TABLES[table.id] = table
+    return table
+
+
+# ---- running many small trainings in parallel, each on one thread --------------------------------------
+
+def _train_job(args: tuple) -> str:
+    model, data, out, opts = args
+    import torch
+    torch.set_num_threads(1)
+    from jointkl.run import train
+    try:                              # progress=False: one bar over the jobs instead of interleaved bars
+        train(model, data, out, force=True, progress=False, **opts)
+    except Diverged as e:             # a result of the protocol, not a crash: recorded, cached, reported
+        (Path(out) / DIVERGED).write_text(f"{e}\n")
+    return out
+
+
+def diverged(run: Path) -> str | None:
+    """Why this run stopped at a non-finite loss, or None if it did not."""
+    f = Path(run) / DIVERGED
+    return f.read_text().strip() if f.exists() else None
+
+
+def _is_done(out: Path, model: str, data: str, opts: dict) -> bool:
+    """A cached run: same model, data and fully resolved config, trained to its end (or diverged)."""
+    from jointkl.run import finished, matches
+    tcfg = matches(out, model, data, opts)
+    return tcfg is not None and (finished(out, tcfg.steps) or diverged(out) is not None)
+
+
+def todo(jobs) -> list[Job]:
+    """The jobs not already cached."""
+    return [Job(*j) for j in jobs if not _is_done(Path(j[2]), j[0], j[1], j[3])]
+
+
+def _workers(jobs: list, workers: int | None = None) -> int:
+    return workers or min(len(jobs), os.cpu_count() or 1)
+
+
+def train_many(jobs, workers: int | None = None) -> None:
+    """Train (model, data, out, options) jobs not already cached, `workers` processes at a time."""
+    left = [(m, d, str(o), opts) for m, d, o, opts in todo(jobs)]
+    if not left:
+        return
+    workers = _workers(left, workers)
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(left), desc=f"  {len(left)} run(s) on {workers} process(es)", unit="run")
+    try:
+        if workers == 1:
+            for j in left:
+                _train_job(j)
+                bar.update(1)
+            return
+        import multiprocessing as mp
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for f in as_completed([pool.submit(_train_job, j) for j in left]):
+                f.result()
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+# ---- the expected training time ----------------------------------------------------------------------------
+
+def seconds_per_step(model: str, data: str, opts: dict, steps: int = 4) -> float:
+    """Wall seconds of one training step of this job on one thread, timed over `steps` steps after one
+    warm-up step (the trainer writes nothing). A step whose loss is not finite ends the probe: the run itself
+    will meet it and record it."""
+    import torch
+    from jointkl.run import build
+    from jointkl.training.trainer import Callback
+
+    class Clock(Callback):
+        def __init__(self):
+            self.times: list[float] = []
+
+        def on_step_start(self, trainer):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, trainer, logs):
+            self.times.append(time.perf_counter() - self.start)
+            trainer.should_stop = len(self.times) > steps        # the first step warms up
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                      # as each training process of `train_many` runs
+    clock = Clock()
+    try:
+        trainer, _ = build(model, data, opts, callbacks=(clock,), progress=False)
+        try:
+            trainer.fit()
+        except Diverged:                          # the run itself will meet it and say so; time the steps that ran
+            pass
+        timed = clock.times[1:] or clock.times    # the warm-up alone if nothing after it ran
+        return sum(timed) / len(timed) if timed else 0.0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def hours(seconds: float) -> str:
+    h, m = divmod(max(1, round(seconds / 60)), 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def say_estimate(jobs: list, workers: int | None = None) -> float:
+    """Probe each distinct (model, data, options but seed) of `jobs` once, print the expected wall time of
+    training them all with `train_many(jobs, workers)`, and return it in seconds."""
+    workers = _workers(jobs, workers)
+    per_step: dict[str, float] = {}
+    total = 0.0
+    for m, d, _, opts in jobs:
+        key = repr((m, d, sorted((k, str(v)) for k, v in opts.items() if k != "seed")))
+        if key not in per_step:
+            per_step[key] = seconds_per_step(m, d, opts)
+        total += per_step[key] * opts.get("steps", 2000)
+    wall = total / min(workers, len(jobs))
+    fast, slow = min(per_step.values()), max(per_step.values())
+    print(f"  expected training time: about {hours(wall)} for {len(jobs)} run(s) on {workers} "
+          f"process(es) (probed {fast * 1e3:.0f}-{slow * 1e3:.0f} ms/step on one thread; evaluation not included)",
+          flush=True)
+    return wall
+
+
+# ---- one entry ---------------------------------------------------------------------------------------------
+
+def estimate_table(table: Table, ctx: Context, out: Path) -> float:
+    """Print the expected training time of the entry's jobs not yet cached in `out`; trains nothing. The
+    seconds (0 if nothing is left to train or the entry trains outside its jobs)."""
+    if not table.probed:
+        print("  not probed: this entry trains outside train_many (see its protocol for its steps)")
+        return 0.0
+    left = todo(ctx.cap(table.jobs(ctx, out))) if table.score is not None else []
+    if not left:
+        print("  nothing to train (cached, or no training runs)")
+        return 0.0
+    return say_estimate(left)
+
+
+def _add_training_curves(result: Result, folder: Path) -> None:
+    """Append a figure of the losses of every training run under `folder` (if any logged) to the result."""
+    from jointkl.plots import save_entry_curves
+    path = folder / "training_curves.png"
+    if folder.exists() and save_entry_curves(sorted(folder.rglob("metrics.csv")), path, folder):
+        result.figures.append(path)
+
+
+def run_table(table: Table, ctx: Context, out: Path) -> Result:
+    """Train the entry's jobs not cached in `out` (saying first how long it will take when `ctx.estimate`),
+    score them, and add the figure of the training losses."""
+    if table.score is None:
+        return Result([], "pending", "not built yet")
+    start = time.time()
+    jobs = ctx.cap(table.jobs(ctx, out))
+    if ctx.estimate and (left := todo(jobs)):
+        say_estimate(left)
+    train_many(jobs)
+    result = table.score(ctx, out)
+    result.seconds = time.time() - start
+    _add_training_curves(result, out)
+    return result
