@@ -117,6 +117,10 @@ class Factor:
                              else "explicit")
 
 
+    def __call__(self, draws: "Draws") -> D.Distribution:
+        """The conditional at `draws`' values of its parents; a factor with none is fed the batch (its size)."""
+        return self.net(*(draws[g] for g in self.given)) if self.given else self.net(draws.x)
+
     @property
     def net(self) -> nn.Module:
         """The network, looked up on the model by attribute when it is one of its modules (so a module swapped in
@@ -177,6 +181,7 @@ class Adversarial:
     layers: int = 2
     iw: bool = False
     logs: tuple[str, str] = ("d_real", "d_fake")     # names of the mean logits of b's and a's samples
+    also: list = field(default_factory=list)         # more terms the discriminator's player minimizes, on its draws
 
     def __post_init__(self):
         if self.value not in ("logistic", "f-kl"):
@@ -252,7 +257,7 @@ class Player:
     """A group of networks and the terms it minimizes; the discriminators its adversarial terms need become
     players of their own, placed before it (Algorithm 1 of AVB and DALI: adversary first)."""
     name: str
-    nets: list[nn.Module]
+    nets: list[nn.Module | nn.Parameter]
     minimize: list[Term]
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
@@ -286,7 +291,7 @@ class Draws:
             if f.kind == "prior":
                 self.dists[var] = f.dist(self.x.shape[0], self.x)
             else:
-                self.dists[var] = f.net(*(self[g] for g in f.given))
+                self.dists[var] = f(self)
         return self.dists[var]
 
     def __getitem__(self, var: str) -> torch.Tensor:
@@ -314,7 +319,7 @@ class Draws:
         f = self.joint[var]
         if f.kind == "prior":
             return f.dist(at.x.shape[0], at.x).log_prob(at[var])
-        return f.net(*(at[g] for g in f.given)).log_prob(at[var])
+        return f(at).log_prob(at[var])
 
 
 # ---- the derived model ----------------------------------------------------------------------------------
@@ -390,6 +395,8 @@ class Declared(Objective):
     def _disc(self, est: Adversarial, a: Joint, b: Joint, vars_: tuple[str, ...], contrast: str | None = None) -> Disc:
         if est.player in self._discs:
             return self._discs[est.player]
+        if est.also and not hasattr(est, "pieces"):
+            est.pieces = [pc for t in est.also for pc in self._derive(t)]
         if est.net is None:
             shapes = sorted((self._shape(a, v) for v in vars_), key=len, reverse=True)   # an image first
             extra = sum(int(torch.Size(s).numel()) for s in shapes[1:])
@@ -462,7 +469,7 @@ class Declared(Objective):
                 out.append(TrainedPlayer(name, list(getattr(self, e.name).parameters()), e.lr or first.lr,
                                          e.betas or first.betas, e.steps))
             else:
-                params = [p for net in pl.nets for p in net.parameters()]
+                params = [p for net in pl.nets for p in ([net] if isinstance(net, nn.Parameter) else net.parameters())]
                 out.append(TrainedPlayer(name, params, pl.lr, pl.betas, pl.steps))
         return out
 
@@ -593,7 +600,7 @@ class Declared(Objective):
         f = b[var]
         if f.kind == "prior":
             return f.dist(s.x.shape[0], s.x)
-        return f.net(*(s[g] for g in f.given))
+        return f(s)
 
     def _logit(self, d: Disc, s: Draws) -> torch.Tensor:
         net = getattr(self, d.est.name)                     # by name: a module swapped in later is used
@@ -615,9 +622,15 @@ class Declared(Objective):
         logit_b, logit_a = self._logit(d, sb), self._logit(d, sa)
         if d.est.value == "f-kl":                           # DALI eq. 8, maximized by the discriminator
             v = kl_value(logit_b, logit_a)
-            return -v, {"kl_value": v.detach()}
-        names = d.est.logs
-        return discriminator_loss(logit_b, logit_a), {names[0]: logit_b.mean(), names[1]: logit_a.mean()}
+            loss, logs = -v, {"kl_value": v.detach()}
+        else:
+            names = d.est.logs
+            loss, logs = discriminator_loss(logit_b, logit_a), {names[0]: logit_b.mean(), names[1]: logit_a.mean()}
+        for pc in getattr(d.est, "pieces", ()):             # e.g. InfoGAN's info term for D's shared body
+            value = self._piece(pc, lambda j: sa if j is d.a else sb if j is d.b else Draws(j, batch), logs)
+            value = value.mean() if value.dim() else value
+            loss, logs[pc.name] = loss + pc.weight * value, value
+        return loss, logs
 
     # --- capabilities, from the joints ------------------------------------------------------------------
     def _labels(self, n: int, y) -> dict:

@@ -7,6 +7,8 @@ code-inference net q_eta(c|x) recover (part of) the latent code (Hu eq. 9, Table
     inference joint    q_eta(c|x, y) q_phi(y|x): D(x) = q_phi(y=1|x), q_eta(c|x, y=0) = Q(c|x); the real
                        side has no code, so q_eta(c|x, y=1) is fixed and eta lives only on y=0      (Hu Sec. 3.2)
     KL direction       KL(p_theta(x|y) || q^r(x|c, y)) per generator step, minus a JSD             (Hu eq. 10)
+    declared as        p(x, z, c) = p(z) p(c) delta(x - G(z, c)),  q(x, c) = p_data(x) Q(c|x):
+                       KL(p(x) || q(x)) by the adversary D(x), plus info * NLL(Q(c|x) at (x, c) ~ p)
     estimators         D by logistic regression (Hu eq. 3, left); G and Q maximize
                        E log q_eta(c|x, y) q^r_phi(y|x) (Hu eq. 9, right), i.e.
     losses             disc:  -E_data log D(x) - E_fake log(1 - D(x))
@@ -28,12 +30,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributions as D
 import torch.nn.functional as F
+from torch import nn
 
-from jointkl.divergences.ratio import discriminator_loss, generator_loss
+from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, Prior
+from jointkl.declare import standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac
-from jointkl.nets import MLP
-from jointkl.objectives.base import Objective, Player
+from jointkl.nets import MLP, features
 from jointkl.objectives.registry import register
 
 
@@ -53,41 +56,99 @@ class InfoGANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
 
 
+class Code:
+    """The code c = [one-hot k, u]: k categorical over `n_cat` classes, u `n_cont` continuous entries; either
+    the prior (k uniform, u ~ U(-1, 1)) or Q's posterior (logits; Gaussian means and stds)."""
+
+    has_rsample = False
+
+    def __init__(self, n_cat: int, cat: D.Categorical | None, cont: D.Distribution | None, n: int = 0, ref=None):
+        self.n_cat, self.cat, self.cont, self.n, self.ref = n_cat, cat, cont, n, ref
+
+    def sample(self) -> torch.Tensor:                                # the prior's: k, then u, as Chen et al.
+        k = torch.randint(max(self.n_cat, 1), (self.n,), device=self.ref.device)
+        u = self.cont.sample()
+        one_hot = F.one_hot(k, self.n_cat).to(u.dtype) if self.n_cat else u[:, :0]
+        return torch.cat([one_hot, u], 1)                             # (n, code_dim)
+
+    def log_prob(self, c: torch.Tensor) -> torch.Tensor:
+        lp = torch.zeros(c.shape[0], device=c.device, dtype=c.dtype)
+        if self.cat is not None:
+            lp = lp + self.cat.log_prob(c[:, :self.n_cat].argmax(1))
+        if self.cont is not None:
+            lp = lp + self.cont.log_prob(c[:, self.n_cat:])
+        return lp
+
+    @property
+    def mean(self) -> torch.Tensor:
+        parts = ([self.cat.probs] if self.cat is not None else []) + ([self.cont.mean] if self.cont is not None else [])
+        return torch.cat(parts, 1)
+
+
+class QNet(nn.Module):
+    """Q(c|x): a categorical over the discrete code and a Gaussian over the continuous codes, from x or from D's
+    last hidden layer; held outside the model's modules (Q and D are there)."""
+
+    def __init__(self, model: "InfoGAN"):
+        super().__init__()
+        self.model = [model]
+
+    @property
+    def event_shape(self):
+        return (self.model[0].code_dim,)
+
+    def forward(self, x: torch.Tensor) -> Code:
+        m, c = self.model[0], self.model[0].cfg
+        out = m.Q(features(m.D, x) if c.q_on_disc_features else x)          # (B, n_cat + 2 n_cont)
+        logits, mu, s = out.split([c.n_categorical, c.n_continuous, c.n_continuous], 1)
+        cat = D.Categorical(logits=logits) if c.n_categorical else None
+        cont = D.Independent(D.Normal(mu, F.softplus(s) + c.min_std), 1) if c.n_continuous else None
+        return Code(c.n_categorical, cat, cont)
+
+
 @register
-class InfoGAN(Objective):
+class InfoGAN(Declared):
     """InfoGAN: GAN plus a code-inference net Q(c|x) on generated samples (Hu eq. 9; Chen et al. 2016)."""
 
     name, Config = "infogan", InfoGANConfig
 
-    def __init__(self, cfg: InfoGANConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        generator_loss(torch.zeros(1), cfg.loss)                   # validate the loss name at construction
-        if cfg.n_categorical < 0 or cfg.n_continuous < 0 or cfg.n_categorical + cfg.n_continuous == 0:
+    def declare(self):
+        c = self.cfg
+        if c.loss not in ("nonsaturating", "minimax"):
+            raise ValueError(f"unknown generator loss {c.loss!r}; choose one of minimax, nonsaturating")
+        if c.n_categorical < 0 or c.n_continuous < 0 or c.n_categorical + c.n_continuous == 0:
             raise JointKLError("infogan needs a code: set n_categorical >= 2 or n_continuous >= 1 "
-                               f"(got n_categorical={cfg.n_categorical}, n_continuous={cfg.n_continuous})")
-        if cfg.n_categorical == 1:
+                               f"(got n_categorical={c.n_categorical}, n_continuous={c.n_continuous})")
+        if c.n_categorical == 1:
             raise JointKLError("n_categorical=1 is a constant code; use n_categorical >= 2 or 0")
-        if cfg.q_on_disc_features and cfg.layers < 1:
+        if c.q_on_disc_features and c.layers < 1:
             raise JointKLError("q_on_disc_features needs a hidden layer in D; set layers >= 1")
-        x_dim = int(torch.Size(data_shape).numel())
-        self.code_dim = cfg.n_categorical + cfg.n_continuous
-        self.G = Dirac(cfg.latent_dim + self.code_dim, data_shape, cfg.hidden, cfg.layers)
-        self.D = MLP(x_dim, 1, cfg.hidden, cfg.layers)
-        q_out = cfg.n_categorical + 2 * cfg.n_continuous           # logits, then means and std logits
+        x_dim = int(torch.Size(self.data_shape).numel())
+        self.code_dim = c.n_categorical + c.n_continuous
+        self.G = Dirac(c.latent_dim + self.code_dim, self.data_shape, c.hidden, c.layers)
+        self.D = MLP(x_dim, 1, c.hidden, c.layers)
+        q_out = c.n_categorical + 2 * c.n_continuous                 # logits, then means and std logits
         # on D's features Q is a linear head (Chen et al.); otherwise a net of its own reading x
-        self.Q = MLP(cfg.hidden, q_out, cfg.hidden, 0) if cfg.q_on_disc_features else \
-            MLP(x_dim, q_out, cfg.hidden, cfg.layers)
+        self.Q = MLP(c.hidden, q_out, c.hidden, 0) if c.q_on_disc_features else MLP(x_dim, q_out, c.hidden, c.layers)
+
+        def code_prior(n, ref):
+            u = D.Independent(D.Uniform(-ref.new_ones(n, c.n_continuous), ref.new_ones(n, c.n_continuous)), 1)
+            return Code(c.n_categorical, None, u, n, ref)
+        p = Joint("p", z=standard_normal(c.latent_dim), c=Prior(code_prior, self.code_dim),
+                  x=Factor(self.G, given=("z", "c"), squash=self.data_kind != "continuous"))
+        q = Joint("q", x=Data(), c=Factor(QNet(self), given="x"))
+        info = c.info * NLL(q, "c", under=p, name="info_nll")       # Chen et al.'s bound on I(c; x), minus H(c)
+        # with Q on D's features, D's shared body learns the info term too (Chen et al.'s code)
+        adv = Adversarial(gen_loss=c.loss, net=self.D, lr=c.lr_d or c.lr, betas=c.betas,
+                          also=[c.info * NLL(q, "c", under=p, name="info_nll")] if c.q_on_disc_features else [])
+        return Declaration(p, q, [Player("gen", [self.G, self.Q], [KL(p, q, on="x", estimator=adv, name="adv"), info],
+                                         c.lr, c.betas)])
 
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim + self.code_dim
 
-    def players(self):
-        c = self.cfg
-        return [Player("disc", list(self.D.parameters()), c.lr_d or c.lr, c.betas),
-                Player("gen", [*self.G.parameters(), *self.Q.parameters()], c.lr, c.betas)]
-
-    # --- the joints ----------------------------------------------------------------------------------
+    # --- the joints, by hand (for capabilities and tests; the loss comes from `declare`) --------------------
     def prior(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z ~ N(0, I), categorical index ~ uniform, continuous codes ~ U(-1, 1)."""
         c, like = self.cfg, next(self.parameters())                           # the model's device and dtype
@@ -96,71 +157,14 @@ class InfoGAN(Objective):
         u = torch.rand(n, c.n_continuous, device=like.device, dtype=like.dtype) * 2 - 1   # (n, n_continuous)
         return z, k, u
 
-    def code(self, k: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        one_hot = F.one_hot(k, self.cfg.n_categorical).to(u.dtype) if self.cfg.n_categorical else u[:, :0]
-        return torch.cat([one_hot, u], 1)                                    # (n, code_dim)
-
     def generate(self, latent: torch.Tensor) -> torch.Tensor:
         x = self.G(latent).rsample()                                         # (B, *data_shape)
         return x if self.data_kind == "continuous" else torch.sigmoid(x)
 
-    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's last hidden layer and its logit."""
-        h = self.D.net[:-1](x.flatten(1))                                    # (B, hidden)
-        return h, self.D.net[-1](h).squeeze(1)                               # (B, hidden), (B,)
-
-    def q_c(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[D.Distribution | None, ...]:
-        """Q(c|x): a categorical over the discrete code and a Gaussian over the continuous codes."""
-        c = self.cfg
-        out = self.Q(h if c.q_on_disc_features else x)                       # (B, n_cat + 2 n_cont)
-        logits, mu, s = out.split([c.n_categorical, c.n_continuous, c.n_continuous], 1)
-        cat = D.Categorical(logits=logits) if c.n_categorical else None
-        cont = D.Independent(D.Normal(mu, F.softplus(s) + c.min_std), 1) if c.n_continuous else None
-        return cat, cont
-
-    def info_nll(self, x: torch.Tensor, h: torch.Tensor | None, k: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """-log Q(c|x) per example, the (negative) variational bound on I(c; x) minus H(c). (B,)"""
-        cat, cont = self.q_c(x, h)
-        nll = torch.zeros(x.shape[0], device=x.device)
-        if cat is not None:
-            nll = nll - cat.log_prob(k)
-        if cont is not None:
-            nll = nll - cont.log_prob(u)
-        return nll
-
-    # --- Hu eq. 9 --------------------------------------------------------------------------------------
-    def loss(self, player, x):
-        z, k, u = self.prior(x.shape[0])
-        if player == "disc":
-            with torch.no_grad():
-                fake = self.generate(torch.cat([z, self.code(k, u)], 1))
-            h_fake, logit_fake = self.discriminate(fake)
-            logit_real = self.discriminate(x)[1]
-            loss = discriminator_loss(logit_real, logit_fake)
-            logs = {"d_real": logit_real.mean(), "d_fake": logit_fake.mean()}
-            if self.cfg.q_on_disc_features:                                   # the shared body learns Q too
-                info = self.info_nll(fake, h_fake, k, u).mean()
-                loss, logs["info_nll"] = loss + self.cfg.info * info, info
-            return loss, logs
-        fake = self.generate(torch.cat([z, self.code(k, u)], 1))              # (B, *data_shape)
-        h, logit = self.discriminate(fake)
-        adv = generator_loss(logit, self.cfg.loss)
-        info = self.info_nll(fake, h, k, u).mean()
-        return adv + self.cfg.info * info, {"adv": adv, "info_nll": info}
-
-    # --- capabilities ----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n):
-        z, k, u = self.prior(n)
-        return self.generate(torch.cat([z, self.code(k, u)], 1))
-
     @torch.no_grad()
     def encode(self, x):
         """The inferred code: categorical probabilities, then the continuous codes' means. (B, code_dim)"""
-        x = self.check_input(x)
-        cat, cont = self.q_c(x, self.discriminate(x)[0] if self.cfg.q_on_disc_features else None)
-        parts = ([cat.probs] if cat is not None else []) + ([cont.mean] if cont is not None else [])
-        return torch.cat(parts, 1)
+        return self.decl.q["c"].net(self.check_input(x)).mean
 
     @torch.no_grad()
     def classify(self, x) -> torch.Tensor:

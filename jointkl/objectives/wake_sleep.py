@@ -9,6 +9,9 @@
                        phase differentiates only the log-density, never the sampler
     losses             wake:  -E_{x ~ data, h ~ q(h|x)} log p_theta(x, h)          (Hu eq. 14, top)
                        sleep: -E_{(x, h) ~ p_theta} log q_lambda(h | x)             (Hu eq. 14, bottom)
+    declared as        wake: NLL of every factor of p under q's draws; sleep: NLL of every factor of q under
+                       p's draws (the KLs' other pieces are the fixed data's and q's or p's own entropies,
+                       which the other player's parameters do not touch)
 
 The wake phase fits the generator to data completed by the recognition net; the sleep phase fits the
 recognition net to "dreams" (h, x) drawn from the generator. Neither phase follows the gradient of one
@@ -29,10 +32,10 @@ import torch.distributions as D
 import torch.nn.functional as F
 from torch import nn
 
+from jointkl.declare import NLL, Data, Declaration, Declared, Extra, Factor, Joint, Player
 from jointkl.divergences.importance import iwae_bound
 from jointkl.errors import JointKLError
 from jointkl.joints import Bernoulli
-from jointkl.objectives.base import Objective, Player
 from jointkl.objectives.registry import register
 
 MAX_EXACT_BITS = 20
@@ -54,15 +57,31 @@ def bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tenso
     return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").flatten(1).sum(1)
 
 
+class TopPrior(nn.Module):
+    """p(h_L): Bernoulli units with the model's learned logits; held outside its modules (the logits are there)."""
+
+    def __init__(self, model: "WakeSleep"):
+        super().__init__()
+        self.model = [model]
+
+    @property
+    def event_shape(self):
+        return (self.model[0].cfg.latent_dim,)
+
+    def forward(self, batch: torch.Tensor) -> D.Distribution:
+        logits = self.model[0].prior_logits.expand(batch.shape[0], -1)
+        return D.Independent(D.Bernoulli(logits=logits, validate_args=False), 1)
+
+
 @register
-class WakeSleep(Objective):
+class WakeSleep(Declared):
     """Wake-sleep, Helmholtz machine with binary latents: wake fits p to q-samples, sleep q to dreams (Hu eq. 14)."""
 
     name, Config = "wake_sleep", WakeSleepConfig
 
-    def __init__(self, cfg: WakeSleepConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        if data_kind == "continuous":
+    def declare(self):
+        cfg, data_shape = self.cfg, self.data_shape
+        if self.data_kind == "continuous":
             raise JointKLError("wake_sleep models binary data; use binary or [0, 1] image data with "
                                "binarize=dynamic (e.g. --data mnist5k binarize=dynamic)")
         if cfg.latent_dim < 1 or cfg.stochastic_layers < 1:
@@ -72,16 +91,23 @@ class WakeSleep(Objective):
         self.p_h = nn.ModuleList(Bernoulli(d, d, cfg.hidden, cfg.layers) for _ in range(L - 1))   # p(h_l | h_{l+1})
         self.p_x = Bernoulli(d, data_shape, cfg.hidden, cfg.layers)                      # p(x | h_1)
         self.q_h = nn.ModuleList(Bernoulli(x_dim if l == 0 else d, d, cfg.hidden, cfg.layers) for l in range(L))
+        h = [f"h{l + 1}" for l in range(L)]                                              # h1 next to x
+        p = {h[-1]: Factor(TopPrior(self))}
+        for l in reversed(range(L - 1)):
+            p[h[l]] = Factor(self.p_h[l], given=h[l + 1])
+        p = Joint("p", **p, x=Factor(self.p_x, given=h[0]))
+        q = Joint("q", x=Data(), **{h[l]: Factor(self.q_h[l], given="x" if l == 0 else h[l - 1]) for l in range(L)})
+        log_p = Extra("log_pxh", lambda at: self.log_p(at(q)["x"], [at(q)[v] for v in h]), weight=0.0)
+        log_q = Extra("log_qhx", lambda at: self.log_q(at(p)["x"], [at(p)[v] for v in h]), weight=0.0)
+        wake = [NLL(p, v, under=q, name=None) for v in ("x", *h)]                         # Hu eq. 14, top
+        sleep = [NLL(q, v, under=p, name=None) for v in h]                                # Hu eq. 14, bottom
+        return Declaration(p, q, [Player("wake", [self.prior_logits, self.p_h, self.p_x], [*wake, log_p], cfg.lr,
+                                         cfg.betas),
+                                  Player("sleep", [self.q_h], [*sleep, log_q], cfg.lr_sleep or cfg.lr, cfg.betas)])
 
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
-
-    def players(self):
-        c = self.cfg
-        gen = [self.prior_logits, *self.p_h.parameters(), *self.p_x.parameters()]
-        return [Player("wake", gen, c.lr, c.betas),
-                Player("sleep", list(self.q_h.parameters()), c.lr_sleep or c.lr, c.betas)]
 
     # --- the two joints: hs = [h_1, ..., h_L], each (B, d) ------------------------------------------
     def log_p_h(self, hs: list[torch.Tensor]) -> torch.Tensor:
@@ -112,16 +138,6 @@ class WakeSleep(Objective):
         for p in reversed(self.p_h):
             hs.insert(0, p(hs[0]).sample())
         return self.p_x(hs[0]).sample(), hs
-
-    # --- Hu eq. 14 -----------------------------------------------------------------------------------
-    def loss(self, player, x):
-        with torch.no_grad():                                              # samples carry no gradient
-            x, hs = (x, self.infer(x)) if player == "wake" else self.dream(x.shape[0])
-        if player == "wake":
-            log_p = self.log_p(x, hs)
-            return -log_p.mean(), {"log_pxh": log_p.mean()}
-        log_q = self.log_q(x, hs)
-        return -log_q.mean(), {"log_qhx": log_q.mean()}
 
     # --- capabilities --------------------------------------------------------------------------------
     @torch.no_grad()
