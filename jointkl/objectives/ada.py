@@ -18,6 +18,10 @@ rows (y >= 0) are the source domain and whose unlabelled rows (y = -1) are the t
 `mnist5k-mnistm` (jointkl.data.domains). Each domain's terms are averaged over its own rows of the batch,
 so both domains weigh 1/2 whatever the mix (p(y) uniform, as in Hu eq. 3). `classify(x)` predicts labels,
 `encode(x)` gives the features F(x).
+
+Not yet a declaration: the two domains are the labelled and unlabelled rows of one batch, each averaged over its
+own rows, and the feature player adds a supervised classifier on source rows; `jointkl.declare` has no
+per-domain batches yet.
 """
 from __future__ import annotations
 

@@ -22,6 +22,11 @@ s(z|x) = 0.9 KDE(z; `fit` draws of q(z|x), Scott bandwidth) + 0.1 p(z) (the prio
 it as k grows, whatever the encoder learned. `AVBVI` is AVB as variational Bayes for a log-density (Sec. 5.1).
 `arch=dcgan` (image data): the decoder is a deconv net, the encoder f(x, eps) and T(x, z) conv nets on x with eps
 or z joining the conv features before the FC layer; their conv trunks run once per x however many draws of z.
+
+Not yet a declaration: its loss averages K draws of q(z|x) per x, and Adaptive Contrast normalizes those draws by
+their own moments (eq. 4.2-4.3); `jointkl.declare` has no particles yet. As a declaration without AC it is
+`KL(q, p, estimate={"z": Adversarial(...)})` (docs/declarations.md; tests/test_declare.py checks that form
+against the exact log-ratio).
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ from jointkl.joints import Implicit, decoder
 from jointkl.nets import build, check_arch, repeat_call
 from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
-from jointkl.objectives.vae import LatentVariableModel, decoder_kind
+from jointkl.objectives.base import Objective
+from jointkl.objectives.vae import decoder_kind
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,51 @@ class Adversary(nn.Module):
         k = z.shape[0]
         t = repeat_call(self.net, x, k, z.flatten(0, 1)).view(k, -1)      # (K, B)
         return t - std_normal_log_prob(z) if self.add_prior else t
+
+
+class LatentVariableModel(Objective):
+    """Shared pieces of models with a prior p(z), a decoder p(x|z) and an encoder q(z|x)."""
+
+    def prior(self, n: int) -> D.Distribution:
+        zeros = torch.zeros(n, self.latent_dim, device=self.device)
+        return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.latent_dim
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        return self.p_x(self.prior(n).sample()).sample()
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q_z(self.check_input(x)).mean
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.p_x(torch.as_tensor(z, dtype=torch.float32, device=self.device)).mean
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
+        """Per-example bound on log p(x): ELBO (mean of k log-weights), IWAE (Burda et al. 2016) or AIS (Wu et al.
+        2016; k chains, `ais` options such as steps=1000 go to `jointkl.divergences.ais.AISConfig`)."""
+        if method not in ("elbo", "iwae", "ais"):
+            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
+        x = self.check_input(x)
+        if method == "ais":
+            from jointkl.divergences.ais import ais_config, ais_log_likelihood
+            return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
+        if ais:
+            raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
+        out, b = [], max(1, chunk // max(k, 1))
+        for xb in x.split(b):
+            q = self.q_z(xb)
+            z = q.sample((k,))                                            # (k, B, d)
+            log_w = (self.p_x(z.flatten(0, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1))).view(k, -1)
+                     + self.prior(1).log_prob(z) - q.log_prob(z))        # (k, B)
+            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
+        return torch.cat(out)
 
 
 @register

@@ -8,6 +8,9 @@
 
 Both steps are exact, so EM is one closed-form player on the full training set; the log-likelihood is
 exact and never decreases (Dempster et al. 1977).
+
+Not a declaration: `jointkl.declare` derives losses for gradient players, and both EM steps are closed-form
+argmins (eq. 8, 11) that no loss would state more simply.
 """
 from __future__ import annotations
 

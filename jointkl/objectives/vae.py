@@ -28,15 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributions as D
 
 from jointkl.declare import KL, Activation, Adversarial, Data, Declaration, Declared, Factor, Joint, Labels, Player
 from jointkl.declare import standard_normal
-from jointkl.divergences.importance import iwae_bound
 from jointkl.errors import JointKLError
 from jointkl.joints import Gaussian, decoder
 from jointkl.nets import build, check_arch
-from jointkl.objectives.base import Objective
 from jointkl.objectives.registry import register
 
 
@@ -56,51 +53,6 @@ class VAEConfig:
 
 def decoder_kind(choice: str, data_kind: str) -> str:
     return ("gaussian" if data_kind == "continuous" else "bernoulli") if choice == "auto" else choice
-
-
-class LatentVariableModel(Objective):
-    """Shared pieces of models with a prior p(z), a decoder p(x|z) and an encoder q(z|x)."""
-
-    def prior(self, n: int) -> D.Distribution:
-        zeros = torch.zeros(n, self.latent_dim, device=self.device)
-        return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.latent_dim
-
-    @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor:
-        return self.p_x(self.prior(n).sample()).sample()
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.q_z(self.check_input(x)).mean
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.p_x(torch.as_tensor(z, dtype=torch.float32, device=self.device)).mean
-
-    @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
-        """Per-example bound on log p(x): ELBO (mean of k log-weights), IWAE (Burda et al. 2016) or AIS (Wu et al.
-        2016; k chains, `ais` options such as steps=1000 go to `jointkl.divergences.ais.AISConfig`)."""
-        if method not in ("elbo", "iwae", "ais"):
-            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
-        x = self.check_input(x)
-        if method == "ais":
-            from jointkl.divergences.ais import ais_config, ais_log_likelihood
-            return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
-        if ais:
-            raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
-        out, b = [], max(1, chunk // max(k, 1))
-        for xb in x.split(b):
-            q = self.q_z(xb)
-            z = q.sample((k,))                                            # (k, B, d)
-            log_w = (self.p_x(z.flatten(0, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1))).view(k, -1)
-                     + self.prior(1).log_prob(z) - q.log_prob(z))        # (k, B)
-            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
-        return torch.cat(out)
 
 
 @register
