@@ -25,10 +25,14 @@ Terms (what a player minimizes; `w * term` weights one):
                                 player's period on the same noise: Su eq. 25-26's KL(q || q_old)
 Estimators:
     Adversarial(value="logistic"|"f-kl", gen_loss=...)
-        a discriminator that tells samples of b (positive) from samples of a, so its logit estimates
-        log b - log a (Su eq. 16-18; AVB Prop. 1 with the sides named); "f-kl" trains it on the KL value function
-        of DALI eq. 8 instead. The player of the KL term minimizes `gen_loss` of the logits of a's samples:
-        "nonsaturating" E softplus(-logit), "minimax" -E softplus(logit), "kl" -E logit (the KL estimate itself).
+        for an adversarial KL term, a discriminator that tells samples of b (positive: data, prior, inference
+        pairs) from samples of a, so its logit estimates log b - log a (Su eq. 16-18); "f-kl" trains it on the KL
+        value function of DALI eq. 8 instead. The term's player minimizes `gen_loss` of the logits of a's
+        samples: "nonsaturating" E softplus(-logit), "minimax" -E softplus(logit), "kl" -E logit (the KL
+        estimate itself); when both sides learn (ALI), a function of both logits (Su eqs. 41-43, `pair_loss`).
+        For a ratio piece of an expanded KL (`estimate=`), T tells a's samples (positive) from a's sample with
+        the variable redrawn from b's factor, so T estimates the piece's integrand log a - log b (AVB Prop. 1).
+    Activation(adversarial, temperature, weight)   adversary activation of a KL term (Hu eq. 17)
 """
 from __future__ import annotations
 
@@ -579,8 +583,8 @@ class Declared(Objective):
             return pair_loss(lb, la, d.est.gen_loss)
         s = at(d.a)
         logit = self._logit(d, s)                           # (B,)
-        if pc.kind == "ratio":                              # E_a[log a - log b] = E_a[-logit]
-            return -logit
+        if pc.kind == "ratio":                              # T estimates the integrand log a - log b itself
+            return logit
         if d.est.gen_loss == "kl":
             per = -logit
         elif d.est.gen_loss == "minimax":
@@ -619,13 +623,17 @@ class Declared(Objective):
                 sb.values = {v: sa[v] for v in d.vars if v != d.contrast}
             for v in d.vars:
                 second[v]
-        logit_b, logit_a = self._logit(d, sb), self._logit(d, sa)
+        # the positive class: b's samples for an adversarial term (logit ~ log b - log a), a's for a ratio piece
+        # (T ~ log a - log b, the piece's integrand: AVB's T); the positive logits are computed first
+        pos, neg = (sa, sb) if d.contrast is not None else (sb, sa)
+        logit_pos, logit_neg = self._logit(d, pos), self._logit(d, neg)
         if d.est.value == "f-kl":                           # DALI eq. 8, maximized by the discriminator
-            v = kl_value(logit_b, logit_a)
+            v = kl_value(logit_pos, logit_neg)
             loss, logs = -v, {"kl_value": v.detach()}
         else:
             names = d.est.logs
-            loss, logs = discriminator_loss(logit_b, logit_a), {names[0]: logit_b.mean(), names[1]: logit_a.mean()}
+            loss = discriminator_loss(logit_pos, logit_neg)
+            logs = {names[0]: logit_pos.mean(), names[1]: logit_neg.mean()}
         for pc in getattr(d.est, "pieces", ()):             # e.g. InfoGAN's info term for D's shared body
             value = self._piece(pc, lambda j: sa if j is d.a else sb if j is d.b else Draws(j, batch), logs)
             value = value.mean() if value.dim() else value

@@ -81,14 +81,14 @@ def test_analytic_gradient_matches_the_closed_form():
 
 
 class ExactRatio(nn.Module):
-    """log p(z) - log q(z|x) computed from q's own network: the optimal discriminator's logit (AVB Prop. 1)."""
+    """log q(z|x) - log p(z) computed from q's own network: the optimal adversary's T (AVB Prop. 1)."""
 
     def __init__(self, q_z):
         super().__init__()
         self.q_z = [q_z]                                           # not a submodule: no parameters of its own
 
     def forward(self, x, z):
-        return standard_normal(2).dist(z.shape[0], z).log_prob(z) - self.q_z[0](x).log_prob(z)
+        return self.q_z[0](x).log_prob(z) - standard_normal(2).dist(z.shape[0], z).log_prob(z)
 
 
 def vae_like(self):
