@@ -46,7 +46,7 @@ from torch import nn
 
 from jointkl.divergences.importance import discriminator_weights, iwae_bound
 from jointkl.divergences.kl import kl as kl_divergence
-from jointkl.divergences.ratio import discriminator_loss, kl_value, pair_loss
+from jointkl.divergences.ratio import discriminator_loss, kl_value, moment_match, pair_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Implicit
 from jointkl.nets import build
@@ -186,12 +186,18 @@ class Adversarial:
     iw: bool = False
     logs: tuple[str, str] = ("d_real", "d_fake")     # names of the mean logits of b's and a's samples
     also: list = field(default_factory=list)         # more terms the discriminator's player minimizes, on its draws
+    contrast: str | None = None                      # "adaptive": AVB's Adaptive Contrast (ratio pieces, eq. 4.2-4.3)
+    samples: int = 1                                 # draws per x under Adaptive Contrast (its moments)
 
     def __post_init__(self):
         if self.value not in ("logistic", "f-kl"):
             raise JointKLError(f"unknown adversarial value {self.value!r}; choose logistic or f-kl")
         if self.gen_loss not in GEN_LOSSES:
             raise JointKLError(f"unknown generator loss {self.gen_loss!r}; choose one of {', '.join(GEN_LOSSES)}")
+        if self.contrast not in (None, "adaptive"):
+            raise JointKLError(f"unknown contrast {self.contrast!r}; choose None or adaptive")
+        if self.samples < 1 or (self.contrast == "adaptive" and self.samples < 2):
+            raise JointKLError(f"samples={self.samples}: Adaptive Contrast needs at least 2 draws per x for its moments")
 
 
 @dataclass
@@ -445,6 +451,9 @@ class Declared(Objective):
             a_const = a[v].kind in ("data", "prior")        # the data's entropy, a fixed prior's: constants
             if v in t.estimate:
                 est = t.estimate[v]
+                if est.contrast and b[v].kind != "prior":
+                    raise JointKLError(f"Adaptive Contrast of {v} needs a fixed prior for {v} in {b.name}; "
+                                       f"{b.name}'s {v} is {b[v].kind}")
                 parents = tuple(dict.fromkeys((*a[v].given, *getattr(b[v], "given", ()))))
                 pieces.append(Piece("ratio", t, v, self._disc(est, a, b, (*parents, v), contrast=v),
                                     name=t.names.get(v, f"ratio_{v}")))
@@ -496,8 +505,20 @@ class Declared(Objective):
                     out[var] = one_hot(y, f.classes, self.name)
         return out
 
+    @staticmethod
+    def _repeat(batch: dict, k: int) -> dict:
+        """k draws per row: the batch repeated k times (rows i, B + i, ... share x_i)."""
+        return batch if k == 1 else {v: t.repeat(k, *[1] * (t.dim() - 1)) for v, t in batch.items()}
+
+    def _particles(self, name: str) -> int:
+        who = self._player(name)
+        if isinstance(who, Disc):
+            return who.est.samples if who.est.contrast else 1
+        return max([pc.disc.est.samples for pc in self._plan[name] if pc.kind == "ratio" and pc.disc.est.contrast]
+                   or [1])
+
     def loss(self, player, x, y=None):
-        who, batch = self._player(player), self.batch(x, y)
+        who, batch = self._player(player), self._repeat(self.batch(x, y), self._particles(player))
         if isinstance(who, Disc):
             return self._disc_loss(who, batch)
         draws: dict[str, Draws] = {}
@@ -582,6 +603,10 @@ class Declared(Objective):
             logs[d.est.logs[0]], logs[d.est.logs[1]] = lb.mean(), la.mean()
             return pair_loss(lb, la, d.est.gen_loss)
         s = at(d.a)
+        if pc.kind == "ratio" and d.est.contrast:          # AVB eq. 4.2: T on z~, plus the analytic KL(r || p)
+            z_t, r = self._contrast(d, s[pc.var])
+            kl_rp = D.kl_divergence(r, d.b[pc.var].dist(r.batch_shape[0], s.x))          # (B,)
+            return self._logit(d, s, {pc.var: z_t}) + kl_rp.repeat(d.est.samples)
         logit = self._logit(d, s)                           # (B,)
         if pc.kind == "ratio":                              # T estimates the integrand log a - log b itself
             return logit
@@ -606,9 +631,15 @@ class Declared(Objective):
             return f.dist(s.x.shape[0], s.x)
         return f(s)
 
-    def _logit(self, d: Disc, s: Draws) -> torch.Tensor:
+    def _logit(self, d: Disc, s: Draws, override: dict | None = None) -> torch.Tensor:
         net = getattr(self, d.est.name)                     # by name: a module swapped in later is used
-        return net(*(s[v] for v in self._input_order(d))).reshape(-1)
+        override = override or {}
+        return net(*(override[v] if v in override else s[v] for v in self._input_order(d))).reshape(-1)
+
+    def _contrast(self, d: Disc, z: torch.Tensor):
+        """z~ and r(z|x) of the K draws per x in z (K*B, d) (rows i, B + i, ... of one x)."""
+        z_t, r = moment_match(z.view(d.est.samples, -1, *z.shape[1:]))   # (K, B, d), batch (B,)
+        return z_t.flatten(0, 1), r
 
     def _input_order(self, d: Disc) -> tuple[str, ...]:
         return tuple(sorted(d.vars, key=lambda v: (-len(self._shape(d.a, v)), v != "x")))   # an image, then x
@@ -626,7 +657,8 @@ class Declared(Objective):
         # the positive class: b's samples for an adversarial term (logit ~ log b - log a), a's for a ratio piece
         # (T ~ log a - log b, the piece's integrand: AVB's T); the positive logits are computed first
         pos, neg = (sa, sb) if d.contrast is not None else (sb, sa)
-        logit_pos, logit_neg = self._logit(d, pos), self._logit(d, neg)
+        over = {d.contrast: self._contrast(d, sa[d.contrast])[0]} if d.est.contrast else None
+        logit_pos, logit_neg = self._logit(d, pos, over), self._logit(d, neg)
         if d.est.value == "f-kl":                           # DALI eq. 8, maximized by the discriminator
             v = kl_value(logit_pos, logit_neg)
             loss, logs = -v, {"kl_value": v.detach()}

@@ -7,6 +7,7 @@ The generator then plays against it (Hu 2018 eq. 2).
 """
 
 import torch
+import torch.distributions as D
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -92,3 +93,10 @@ def pair_loss(logit_b: Tensor, logit_a: Tensor, kind: str) -> Tensor:
     if kind == "vi":
         return generator_loss(logit_b, "nonsaturating") + generator_loss(logit_a, "nonsaturating")
     raise JointKLError(f"unknown pair loss {kind!r}; choose one of {', '.join(PAIR_LOSSES)}")
+
+
+def moment_match(z: Tensor) -> tuple[Tensor, D.Distribution]:
+    """Adaptive contrast (AVB eqs. 4.2-4.3): z (K, B, d) draws of q(z|x) -> the normalized z~ = (z - mu) / sigma
+    (K, B, d) and the Gaussian r(z|x) with the draws' mean and std (1/K normalization)."""
+    mu, std = z.mean(0), z.std(0, correction=0).clamp_min(1e-4)          # (B, d) each
+    return (z - mu) / std, D.Independent(D.Normal(mu, std), 1)

@@ -23,10 +23,8 @@ it as k grows, whatever the encoder learned. `AVBVI` is AVB as variational Bayes
 `arch=dcgan` (image data): the decoder is a deconv net, the encoder f(x, eps) and T(x, z) conv nets on x with eps
 or z joining the conv features before the FC layer; their conv trunks run once per x however many draws of z.
 
-Not yet a declaration: its loss averages K draws of q(z|x) per x, and Adaptive Contrast normalizes those draws by
-their own moments (eq. 4.2-4.3); `jointkl.declare` has no particles yet. As a declaration without AC it is
-`KL(q, p, estimate={"z": Adversarial(...)})` (docs/declarations.md; tests/test_declare.py checks that form
-against the exact log-ratio).
+Declared as KL(q || p) with the z-piece log q(z|x) - log p(z) estimated by T (`estimate={"z": Adversarial(...)}`),
+Adaptive Contrast as that estimator's `contrast="adaptive"` over `ac_samples` draws per x.
 """
 from __future__ import annotations
 
@@ -38,16 +36,17 @@ import torch
 import torch.distributions as D
 from torch import nn
 
+from jointkl.declare import KL, Adversarial, Data, Declaration, Declared, Extra, Factor, Joint, Player
+from jointkl.declare import standard_normal
+from jointkl.divergences.ais import ais_config, ais_log_likelihood
 from jointkl.divergences.importance import iwae_bound
-from jointkl.divergences.ratio import discriminator_loss
+from jointkl.divergences.ratio import moment_match
 from jointkl.errors import JointKLError
-from jointkl.training.trainer import train_without_data
 from jointkl.joints import Implicit, decoder
 from jointkl.nets import build, check_arch, repeat_call
-from jointkl.objectives.base import Player
 from jointkl.objectives.registry import register
-from jointkl.objectives.base import Objective
 from jointkl.objectives.vae import decoder_kind
+from jointkl.training.trainer import train_without_data
 
 
 @dataclass(frozen=True)
@@ -73,12 +72,6 @@ def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)             # (..., d) -> (...)
 
 
-def moment_match(z: torch.Tensor) -> tuple[torch.Tensor, D.Distribution]:
-    """Adaptive contrast (eq. 4.2-4.3): z (K, B, d) draws of q(z|x) -> normalized z~ (K, B, d) and r(z|x)."""
-    mu, std = z.mean(0), z.std(0, correction=0).clamp_min(1e-4)          # (B, d) each
-    return (z - mu) / std, D.Independent(D.Normal(mu, std), 1)
-
-
 class Adversary(nn.Module):
     """T(x, z) = t(x, z) - log N(z; 0, I) (or t alone); optimal at log q(z|x) - log N(z; 0, I) (Prop. 1), where
     N(0, I) is the prior, or r_0 of the normalized z~ with Adaptive Contrast (eq. 4.3)."""
@@ -89,77 +82,40 @@ class Adversary(nn.Module):
         self.net, self.add_prior = build(arch, x_shape, 1, hidden, layers, extra_dim=latent_dim), add_prior
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """x (B, ...) and z (K, B, d) -> T (K, B); x is shared by the K draws."""
+        """x (B, ...) and z (K, B, d) -> T (K, B); x is shared by the K draws. z (B, d): one draw per row -> (B,)."""
+        if z.dim() == 2:
+            return self(x, z[None])[0]
         k = z.shape[0]
         t = repeat_call(self.net, x, k, z.flatten(0, 1)).view(k, -1)      # (K, B)
         return t - std_normal_log_prob(z) if self.add_prior else t
 
 
-class LatentVariableModel(Objective):
-    """Shared pieces of models with a prior p(z), a decoder p(x|z) and an encoder q(z|x)."""
-
-    def prior(self, n: int) -> D.Distribution:
-        zeros = torch.zeros(n, self.latent_dim, device=self.device)
-        return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.latent_dim
-
-    @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor:
-        return self.p_x(self.prior(n).sample()).sample()
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.q_z(self.check_input(x)).mean
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.p_x(torch.as_tensor(z, dtype=torch.float32, device=self.device)).mean
-
-    @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
-        """Per-example bound on log p(x): ELBO (mean of k log-weights), IWAE (Burda et al. 2016) or AIS (Wu et al.
-        2016; k chains, `ais` options such as steps=1000 go to `jointkl.divergences.ais.AISConfig`)."""
-        if method not in ("elbo", "iwae", "ais"):
-            raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
-        x = self.check_input(x)
-        if method == "ais":
-            from jointkl.divergences.ais import ais_config, ais_log_likelihood
-            return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
-        if ais:
-            raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
-        out, b = [], max(1, chunk // max(k, 1))
-        for xb in x.split(b):
-            q = self.q_z(xb)
-            z = q.sample((k,))                                            # (k, B, d)
-            log_w = (self.p_x(z.flatten(0, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1))).view(k, -1)
-                     + self.prior(1).log_prob(z) - q.log_prob(z))        # (k, B)
-            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
-        return torch.cat(out)
-
-
 @register
-class AVB(LatentVariableModel):
+class AVB(Declared):
     """Adversarial Variational Bayes: black-box encoder, adversary T(x, z), optional Adaptive Contrast (Alg. 1)."""
 
     name, Config = "avb", AVBConfig
 
-    def __init__(self, cfg: AVBConfig, data_shape, data_kind):
-        super().__init__(cfg, data_shape, data_kind)
-        check_arch(cfg.arch, data_shape)
-        x_dim, d = int(torch.Size(data_shape).numel()), cfg.latent_dim
-        self.q_z = Implicit(data_shape, d, cfg.noise_dim, cfg.hidden, cfg.layers, arch=cfg.arch)
-        self.p_x = (decoder(decoder_kind(cfg.decoder, data_kind), d, data_shape, cfg.hidden, cfg.layers, cfg.arch)
+    def declare(self):
+        c, shape = self.cfg, self.data_shape
+        check_arch(c.arch, shape)
+        x_dim, d = int(torch.Size(shape).numel()), c.latent_dim
+        self.q_z = Implicit(shape, d, c.noise_dim, c.hidden, c.layers, arch=c.arch)
+        self.p_x = (decoder(decoder_kind(c.decoder, self.data_kind), d, shape, c.hidden, c.layers, c.arch)
                     if x_dim else None)                                    # no x: variational Bayes (AVBVI)
-        self.T = Adversary(data_shape, d, cfg.adv_hidden or cfg.hidden, cfg.layers, cfg.adv_prior, cfg.arch)
-
-    def players(self):
-        model = [p for n, p in self.named_parameters() if not n.startswith("T.")]
-        c = self.cfg
-        return [Player("adversary", list(self.T.parameters()), c.lr_adv, c.betas, c.adv_steps),
-                Player("vae", model, c.lr, c.betas)]
+        self.T = Adversary(shape, d, c.adv_hidden or c.hidden, c.layers, c.adv_prior, c.arch)
+        ac = c.adaptive_contrast
+        est = Adversarial(net=self.T, name="T", player="adversary", steps=c.adv_steps, lr=c.lr_adv, betas=c.betas,
+                          logs=("T_q", "T_p"), contrast="adaptive" if ac else None, samples=c.ac_samples if ac else 1)
+        q = Joint("q", x=Data(), z=Factor(self.q_z, given="x"))
+        if x_dim:                                                          # eq. 3.7: E_q[T(x, z) - log p(x|z)]
+            p = Joint("p", z=standard_normal(d), x=Factor(self.p_x, given="z"))
+            terms = [KL(q, p, names={"x": "rec", "z": "kl"}, estimate={"z": est})]
+        else:                                                              # Sec. 5.1: E_q[T(z) - log p~(z)]
+            p = Joint("p", x=Data(), z=standard_normal(d))
+            terms = [KL(q, p, names={"z": "kl"}, estimate={"z": est}),
+                     Extra("rec", lambda at: -self.log_lik(at(q).x, at(q)["z"][None])[0])]
+        return Declaration(p, q, [Player("vae", [self.q_z, *([self.p_x] if x_dim else [])], terms, c.lr, c.betas)])
 
     def log_lik(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) for z (K, B, d) -> (K, B)."""
@@ -175,17 +131,6 @@ class AVB(LatentVariableModel):
         z_tilde, r = moment_match(z)
         return z, z_tilde, D.kl_divergence(r, self.prior(z.shape[1]))
 
-    def loss(self, player, x):
-        if player == "adversary":                                          # eq. 3.3 (eq. 4.3 with AC)
-            with torch.no_grad():
-                _, z_q, _ = self.draw(x)                                   # (K, B, d)
-            t_q, t_p = self.T(x, z_q), self.T(x, torch.randn_like(z_q))    # (K, B) each
-            return discriminator_loss(t_q, t_p), {"T_q": t_q.mean(), "T_p": t_p.mean()}
-        z, z_t, kl_rp = self.draw(x)                                       # eq. 3.7 (eq. 4.2 with AC)
-        kl = self.T(x, z_t).mean(0) + kl_rp                                # (B,) estimate of KL(q(z|x) || p(z))
-        rec = -self.log_lik(x, z).mean(0)                                  # (B,)
-        return (rec + kl).mean(), {"rec": rec.mean(), "kl": kl.mean()}
-
     @torch.no_grad()
     def encode(self, x: torch.Tensor, draws: int = 100) -> torch.Tensor:
         """The mean of `draws` samples of q(z|x) (draws=1: one sample z ~ q(z|x)). (B, d)"""
@@ -199,7 +144,7 @@ class AVB(LatentVariableModel):
         With AC, "elbo" uses at least `ac_samples` draws (they also give r's moments). "ais": AIS with k chains
         from the prior and decoder alone, as for the VAE (the encoder plays no part)."""
         if method == "ais":
-            return super().log_likelihood(x, method, k, chunk, **ais)
+            return ais_log_likelihood(self, self.check_input(x), ais_config(**{"chains": k, **ais}))
         if method not in ("elbo", "iwae"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
