@@ -313,8 +313,9 @@ class Draws:
                 key = (self.joint.name, var)
                 if self.noise is not None and key in self.noise:
                     v = self.noise[key]
-                else:
-                    v = self.dist(var).sample()
+                else:                                       # rsample where it exists: torch's standard-normal path
+                    d = self.dist(var)
+                    v = d.rsample() if d.has_rsample else d.sample()
                     if self.noise is not None:
                         self.noise[key] = v
             else:
