@@ -71,7 +71,8 @@ def _train(a) -> None:
     options.update({k: getattr(a, k) for k in ("steps", "seed") if getattr(a, k) is not None})  # flags win
     # one process: jointkl.train; under torchrun every process runs this and rank 0 alone writes the run
     model = launch(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
-    if int(os.environ.get("RANK", "0")) == 0:
+    # a resumed run already at its steps trains nothing: jointkl.run said so (on stderr), nothing to add
+    if int(os.environ.get("RANK", "0")) == 0 and not getattr(model, "already_trained", False):
         print(f"trained {model.name}; run in {model.run_dir}")
 
 
@@ -155,13 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:     # under torchrun, rank 0 alone speaks
             print(f"jointkl: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("jointkl: interrupted; a training run continues with `jointkl train ... --out RUN --resume`",
-              file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"jointkl: error: {e.strerror or e} ({e.filename or ''}); check the path and permissions",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:   # a run stopped by SIGINT/SIGTERM (trainer.Interrupted) says how to resume
+        code = getattr(e, "exit_code", 130)
+        if int(os.environ.get("RANK", "0")) == 0:
+            msg = str(e) or "interrupted; a training run continues with `jointkl train MODEL --out RUN --resume`"
+            print(f"jointkl: {msg}", file=sys.stderr)
+        return code
+    except OSError as e:                             # one the command did not word itself
+        if int(os.environ.get("RANK", "0")) == 0:
+            where = f" ({e.filename})" if e.filename else ""
+            what = " ".join(str(e.strerror or e).split())
+            print(f"jointkl: error: {what}{where}; check the path, its permissions and the free space",
+                  file=sys.stderr)
         return 2
     return 0
 

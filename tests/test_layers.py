@@ -1,6 +1,7 @@
 """The import contract of the package, read from the source (every `import`, at module level and inside functions):
 
-    cli → reproduce, report → run, api → eval, bayes → objectives → training → joints, divergences, nets, data, plots
+    cli → reproduce, report → run, api → eval, bayes → objectives, declare → training → joints, divergences, nets,
+    data, plots
 
 Imports go only downward or sideways, the module graph has no cycle, and no module imports another's private
 (underscore) names."""

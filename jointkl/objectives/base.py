@@ -7,8 +7,12 @@ player (EM's M-step) updates its parameters itself in `update`.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import operator
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,12 +23,96 @@ Logs = dict[str, torch.Tensor]
 __all__ = ["Logs", "Objective", "Player"]
 
 
+MAX_COUNT = 2 ** 31 - 1   # draws or importance samples in one call
+
+
+def check_count(n, model: str, what: str = "n", least: int = 1) -> int:
+    """`n` as an int, if it is a whole number (not a bool) in [least, MAX_COUNT]; else one `JointKLError` line."""
+    try:
+        if isinstance(n, (bool, np.bool_)) or (isinstance(n, torch.Tensor) and n.dtype == torch.bool):
+            raise TypeError
+        value = operator.index(n)
+    except TypeError:
+        raise JointKLError(f"{model}: {what} must be a whole number; got {_short(n)}") from None
+    if not least <= value <= MAX_COUNT:
+        raise JointKLError(f"{model}: {what}={value} is out of range; it must be in [{least}, {MAX_COUNT}]")
+    return value
+
+
+def check_k(k, model: str) -> int:
+    """The number of importance samples of `log_likelihood`."""
+    return check_count(k, model, "k")
+
+
+COUNTS = ("k", "draws", "chunk")    # keyword arguments that are counts >= 1 wherever a method takes them
+
+
+def check_batch(x, model: str, what: str = "x"):
+    """`x` (returned as given) if it is a batch: a tensor, an array or nested lists of numbers, of 1 or more
+    dimensions (rows first); the model's own `check_input` then checks its shape."""
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        try:
+            shape = torch.as_tensor(x, dtype=torch.float32).shape
+        except (TypeError, ValueError, RuntimeError):
+            raise JointKLError(f"{model}: {what} must be a tensor or an array of numbers; got "
+                               f"{type(x).__name__}") from None
+    else:
+        shape = x.shape
+    if len(shape) == 0:
+        raise JointKLError(f"{model}: {what} must be a batch with rows first, shape (N, ...); got a scalar")
+    return x
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _checked(method: str, fn):
+    """`fn` (a model's sample, encode, decode, reconstruct or log_likelihood) with its arguments checked first."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())[1:]
+    first = params[0].name if params and params[0].kind in (params[0].POSITIONAL_ONLY,
+                                                             params[0].POSITIONAL_OR_KEYWORD) else None   # n, x or z
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+        except TypeError:
+            return fn(self, *args, **kwargs)                                  # Python's own message
+        a, who = bound.arguments, f"{getattr(self, 'name', type(self).__name__)}.{method}"
+        if method == "sample" and first in a:
+            a[first] = check_count(a[first], who, first)
+        elif first in a:
+            check_batch(a[first], who, first)
+        for name in COUNTS:
+            if a.get(name) is not None:
+                a[name] = check_count(a[name], who, name)
+        return fn(*bound.args, **bound.kwargs)
+
+    wrapper.checked = True
+    return wrapper
+
+
 class Objective(nn.Module):
-    """Base class: `players()`, `loss(player, x)`, and the user-facing capabilities a model has."""
+    """Base class: `players()`, `loss(player, x)`, and the user-facing capabilities a model has.
+
+    Every subclass's `sample`, `encode`, `decode`, `reconstruct` and `log_likelihood` are wrapped when the class
+    is defined (`__init_subclass__`), so that their arguments are checked the same way in every model, one
+    `JointKLError` line each: `n` of sample and `k` of log_likelihood whole numbers >= 1, x and z batches."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
     labels: ClassVar[bool] = False  # True: `loss(player, x, y)` also gets the batch's labels, -1 = unlabelled
+    CHECKED: ClassVar[tuple[str, ...]] = ("sample", "encode", "decode", "reconstruct", "log_likelihood")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for method in Objective.CHECKED:
+            fn = cls.__dict__.get(method)
+            if inspect.isfunction(fn) and not getattr(fn, "checked", False):
+                setattr(cls, method, _checked(method, fn))
 
     def __init__(self, cfg, data_shape: tuple[int, ...], data_kind: str):
         super().__init__()

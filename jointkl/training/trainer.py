@@ -8,8 +8,13 @@ not, is a deterministic function of the seed on CPU.
 Callbacks (`Callback`: fit start, step start and end, log, checkpoint, fit end) are how anything outside
 the trainer watches or steers a run: the run folder's writers (metrics.csv + TensorBoard, sample grids) are
 callbacks, and so are AVB's variational-Bayes fit, the Eight Schools curves, the time estimate of
-`reproduce` and the benchmarks' clocks; a callback stops a run by setting `trainer.should_stop`. Without a
-run folder (`run_dir=None`) the trainer writes nothing.
+`reproduce` and the benchmarks' clocks; a callback stops a run by setting `trainer.should_stop`, and so do
+SIGINT and SIGTERM (`StopOnSignal`: the step finishes, a checkpoint is written, `Interrupted` says how to
+resume). Without a run folder (`run_dir=None`) the trainer writes nothing.
+
+Divergence: a loss that is not finite or beyond LOSS_LIMIT stops the run before its update is applied; at log
+steps and before every checkpoint the parameters must be finite and below WEIGHT_LIMIT, and before every
+checkpoint a few samples must be finite, so that every checkpoint on disk is a good one (`Trainer.check`).
 
 Under torchrun the same loop runs data-parallel (jointkl.training.distributed): each rank takes its slice
 of every global batch and a player's gradients are averaged over the ranks before its optimizer steps.
@@ -17,8 +22,9 @@ of every global batch and a player's gradients are averaged over the ranks befor
 Speed, from profiles (benchmarks/README.md): Adam is fused into one kernel where torch has it (torch's
 per-tensor Adam was a quarter of the mnist5k VAE's step on CPU; fused, under a tenth); a batch is one
 `index_select` from the device tensor (5x faster than `x[idx]`); gradients are set to None, not zeroed;
-logged values become Python floats only at log steps. The one host read per update is the finiteness
-check that stops a diverged run before its bad update is applied: 5 us, 0.2 % of the GAN benchmark's step.
+logged values become Python floats only at log steps. The one host read per update is the loss check
+(finite, |loss| <= LOSS_LIMIT) that stops a diverged run before its bad update is applied: 5 us, 0.2 % of the
+GAN benchmark's step.
 torch.compile of the networks made the GAN benchmark 2x slower after a 55 s compile, so it is not used.
 """
 from __future__ import annotations
@@ -26,6 +32,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shlex
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -33,7 +43,7 @@ from tqdm.auto import tqdm
 
 from jointkl.data import Dataset
 from jointkl.data.base import UNPREPARED, prepared_key
-from jointkl.errors import Diverged, JointKLError
+from jointkl.errors import Diverged, JointKLError, one_line
 from jointkl.plots import save_samples
 from jointkl.training import checkpoint, distributed
 from jointkl.training.config import TrainConfig
@@ -55,14 +65,25 @@ class Callback:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device a run trains on; one that this machine does not have is one `JointKLError` line."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise JointKLError(f"device {name!r} asked for but CUDA is not available; use device=cpu or device=auto")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise JointKLError(f"device {name!r} is not a device; use auto, cpu or cuda[:i]") from None
+        raise JointKLError(f"device={name!r} is not a device; use auto, cpu, cuda[:i] or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise JointKLError(f"device={name!r} asked for but CUDA is not available; use device=cpu or device=auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise JointKLError(f"device={name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                               "device(s), cuda:0 and up; use device=cuda or device=auto")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise JointKLError(f"device={name!r} asked for but MPS is not available; use device=cpu or device=auto")
+    elif device.type != "cpu":
+        raise JointKLError(f"device={name!r} cannot train a model; use auto, cpu, cuda[:i] or mps")
+    return device
 
 
 class EpochSampler:
@@ -135,6 +156,11 @@ class Trainer:
             raise JointKLError(f"model {model.name} needs labelled data and {data.name} has no labels; "
                                "use digits, mnist5k, grid25, mnist, svhn or cifar10")
         self.x = data.train.to(self.device)                              # (N, *shape)
+        lo, hi = (float(v) for v in torch.aminmax(self.x)) if self.x.numel() else (0.0, 0.0)   # once, at build
+        self.data_scale = max(abs(lo), abs(hi))                          # names the likely cause of a divergence
+        if cfg.binarize == "dynamic" and not 0.0 <= lo <= hi <= 1.0:
+            raise JointKLError(f"binarize=dynamic draws every value as a probability, but {data.name} holds values in "
+                               f"[{lo:.3g}, {hi:.3g}]; use binarize=none, or scale the data to [0, 1]")
         self.y = data.train_labels.to(self.device) if model.labels else None   # (N,) int64, -1 = unlabelled
         self.players: list[Player] = model.players()
         self.opts = {p.name: make_optimizer(p) for p in self.players if not p.closed_form}
@@ -143,6 +169,12 @@ class Trainer:
         if self.batch % world:
             raise JointKLError(f"batch_size={self.batch} does not split over {world} processes; use a multiple of "
                                f"{world} (it is the global batch: each process takes batch_size/{world} rows)")
+        rows = self.batch // world
+        if rows < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            why = (f"{data.name} has {self.x.shape[0]} training row(s)" if self.x.shape[0] < cfg.batch_size
+                   else f"batch_size={cfg.batch_size}" + (f" over {world} processes" if world > 1 else ""))
+            raise JointKLError(f"model {model.name} has batch norm (g_batchnorm=true, or a dcgan network), which needs "
+                               f"at least 2 rows per batch, and {why} gives {rows}; use batch_size=2 or more")
         for p in self.players:
             if self.dist.active and p.closed_form and not p.full_batch:
                 raise JointKLError(f"player '{p.name}' of {model.name} updates in closed form on minibatches, which "
@@ -174,29 +206,49 @@ class Trainer:
                                state, self.cfg.keep_ckpts)
 
     def restore(self, loaded: tuple[dict, dict] | None = None) -> None:
-        """Continue from `loaded` = (weights, state), by default the newest good checkpoint on disk."""
+        """Continue from `loaded` = (weights, state), by default the newest good checkpoint on disk. A checkpoint
+        that does not fit this model and its options (an edited config.yaml) is one `JointKLError` line."""
+        path = None
         if loaded is None:
             if self.run_dir is None:
                 raise JointKLError("nothing to resume from: this trainer has no run folder (run_dir=None)")
-            _, weights, s = checkpoint.load_latest(self.run_dir / "checkpoints")
+            path, weights, s = self._read_latest()
         else:
             weights, s = loaded
-        self.model.load_state_dict(weights)
-        for k, o in self.opts.items():
-            o.load_state_dict(s["optimizers"][k])
-        self.sampler.load_state_dict(s["sampler"])
-        self.step = int(s["step"])
-        rank, ranks = self.dist.rank, s.get("rng_ranks")
-        if ranks is not None and len(ranks) == self.dist.world:
-            rng_cpu, rng_cuda = ranks[rank]
-        elif rank == 0:
-            rng_cpu, rng_cuda = s["rng_cpu"], s["rng_cuda"]
-        else:   # resumed with another number of processes: a fresh stream, still a function of the run
-            torch.manual_seed(hash((self.cfg.seed, rank, self.step)) % 2**63)
-            return
-        torch.set_rng_state(rng_cpu)
-        if rng_cuda and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng_cuda)
+        try:
+            self.model.load_state_dict(weights)
+            for k, o in self.opts.items():
+                o.load_state_dict(s["optimizers"][k])
+            self.sampler.load_state_dict(s["sampler"])
+            self.step = int(s["step"])
+            rank, ranks = self.dist.rank, s.get("rng_ranks")
+            if ranks is not None and len(ranks) == self.dist.world:
+                rng_cpu, rng_cuda = ranks[rank]
+            elif rank == 0:
+                rng_cpu, rng_cuda = s["rng_cpu"], s["rng_cuda"]
+            else:   # resumed with another number of processes: a fresh stream, still a function of the run
+                torch.manual_seed(hash((self.cfg.seed, rank, self.step)) % 2**63)
+                return
+            torch.set_rng_state(rng_cpu)
+            if rng_cuda and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng_cuda)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            which = f"checkpoint {path}" if path else "the checkpoint"
+            raise JointKLError(f"{which} does not fit the model and options of config.yaml ({_brief(e)}); "
+                               "was the config edited? retrain the run with --force") from None
+
+    def _read_latest(self) -> tuple[Path, dict, dict]:
+        """`checkpoint.load_latest`, where a file that passes its checksums but cannot be read (a state.pt torch
+        refuses to unpickle: written by another torch, or rewritten along with its manifest) is one line."""
+        ckpts = self.run_dir / "checkpoints"
+        try:
+            return checkpoint.load_latest(ckpts)
+        except JointKLError:
+            raise
+        except Exception as e:   # noqa: BLE001  (unpickling raises what the pickled bytes make it raise)
+            newest = next((p for p in checkpoint.list_checkpoints(ckpts) if checkpoint.verify(p) is None), ckpts)
+            raise JointKLError(f"checkpoint {newest} cannot be read ({_brief(e)}); delete that folder to resume "
+                               "from the one before it, or retrain the run with --force") from None
 
     def _start(self, resume: bool) -> None:
         """Every rank starts from rank 0's state: its fresh weights, or the checkpoint it restored."""
@@ -207,7 +259,7 @@ class Trainer:
         configs = (self.model.name, self.model.cfg, self.cfg)
         if self.dist.main:
             try:
-                loaded = checkpoint.load_latest(self.run_dir / "checkpoints")[1:] if resume else None
+                loaded = self._read_latest()[1:] if resume else None
             except JointKLError as e:
                 distributed.start_message({"abort": str(e)})
                 raise
@@ -246,7 +298,7 @@ class Trainer:
             finally:
                 torch.distributions.Distribution.set_default_validate_args(validate)
             if loss is not None and not torch.isfinite(loss):
-                raise NonFinite(player, self.step + 1, float(loss.detach())) from None
+                raise Diverging("loss", player, self.step + 1, float(loss.detach())) from None
             raise
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -271,8 +323,8 @@ class Trainer:
                     loss.backward(inputs=p.params)   # only this player's parameters get gradients
                     if self.dist.active:             # the global batch's mean gradient and loss, on every rank
                         loss = distributed.average_gradients(p.params, loss)
-                    if not torch.isfinite(loss):     # before the bad update is applied
-                        raise NonFinite(p.name, self.step + 1, float(loss.detach()))
+                    if not bool(loss.detach().abs() <= LOSS_LIMIT):   # NaN, inf or exploded: before the update
+                        raise Diverging("loss", p.name, self.step + 1, float(loss.detach()))
                     opt.step()
                     out = {"loss": loss, **out}
                 logs.update({f"{p.name}/{k}": v.detach() for k, v in out.items()})
@@ -285,7 +337,13 @@ class Trainer:
             getattr(cb, hook)(self, *args)
 
     def fit(self, resume: bool = False):
-        """Train to `cfg.steps` (from the newest checkpoint if `resume`) and return the model in eval mode."""
+        """Train to `cfg.steps` (from the newest checkpoint if `resume`) and return the model in eval mode.
+
+        SIGINT (Ctrl-C) or SIGTERM (SLURM, Kubernetes, `timeout`) while it trains in the main thread: the current
+        step finishes, a checkpoint is written at it (with a run folder), then `Interrupted` is raised, its message
+        the command that resumes the run; a second signal stops at once. The previous handlers are back after.
+        A diverged run (`check`) raises `Diverged`, naming the player, the step, the last good checkpoint and
+        the likely cause."""
         cfg, main = self.cfg, self.dist.main
         if self.reseed:
             torch.manual_seed(distributed.noise_seed(cfg.seed, self.dist.rank))   # noise differs per rank
@@ -295,40 +353,104 @@ class Trainer:
                    disable=(None if self.progress is None else not self.progress) if main else True)
         self.should_stop = False
         started = False
-        try:
-            if main:
-                self._call("on_fit_start")
-                started = True
-            while self.step < cfg.steps and not self.should_stop:
-                self._call("on_step_start")
-                with torch.enable_grad():     # also when called under no_grad
-                    logs = self.train_step()
-                bar.update(1)
-                last = self.step == cfg.steps
-                if self.step % cfg.log_every == 0 or last:   # the only host reads of logged values
+        signals = StopOnSignal(self)
+        with signals:
+            try:
+                if main:
+                    self._call("on_fit_start")
+                    started = True
+                while self.step < cfg.steps and not self.should_stop:
+                    self._call("on_step_start")
+                    with torch.enable_grad():     # also when called under no_grad
+                        logs = self.train_step()
+                    bar.update(1)
+                    last = self.step == cfg.steps
+                    logged = self.step % cfg.log_every == 0 or last
+                    if logged:                    # the only host reads of logged values
+                        if self.dist.active:
+                            logs = distributed.mean_over_ranks(logs)
+                        if main:
+                            values = {k: float(v) for k, v in logs.items()}
+                            self._call("on_log", values)
+                            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(values.items())[:4]},
+                                            refresh=False)
+                    self._call("on_step_end", logs)
                     if self.dist.active:
-                        logs = distributed.mean_over_ranks(logs)
-                    if main:
-                        values = {k: float(v) for k, v in logs.items()}
-                        self._call("on_log", values)
-                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(values.items())[:4]},
-                                        refresh=False)
-                self._call("on_step_end", logs)
-                if self.step % cfg.ckpt_every == 0 or last or self.should_stop:
-                    path = self.save()
-                    if path is not None:
-                        self._call("on_checkpoint", path)
-        except NonFinite as e:
-            good = checkpoint.list_checkpoints(self.run_dir / "checkpoints") if main and self.run_dir else []
-            where = f"the last good checkpoint is {good[0]}" if good else "no checkpoint was written yet"
-            raise Diverged(f"non-finite loss ({e.value}) for player '{e.player}' at step {e.step}; {where}. "
-                           "lower the learning rate and retrain with --force") from None
-        finally:
-            bar.close()
-            if started:
-                self._call("on_fit_end")
+                        signals.agree()           # every rank stops after the same step
+                    if self.step % cfg.ckpt_every == 0 or last or self.should_stop:
+                        self.check(samples=True)  # only a good model is saved
+                        path = self.save()
+                        if path is not None:
+                            self._call("on_checkpoint", path)
+                    elif logged:
+                        self.check(samples=False)
+            except Diverging as e:
+                raise Diverged(self._diverged(e)) from None
+            finally:
+                bar.close()
+                if started:
+                    self._call("on_fit_end")
+        if signals.signum is not None:
+            raise signals.interrupted(at_once=False)
         self.model.eval()
         return self.model
+
+    # --- divergence ----------------------------------------------------------------------------------
+    def check(self, samples: bool = False) -> None:
+        """Raise `Diverging` if a player's parameters are not finite or, for a gradient-trained player, beyond
+        WEIGHT_LIMIT in magnitude (a closed-form player's are statistics of the data, at the data's scale), or,
+        with `samples`, if a few of the model's samples (drawn on a forked RNG, so training's random stream is
+        untouched) are not finite. One host read for the parameters and one for the samples; `fit` calls it at
+        log steps and before every checkpoint (the per-update loss check is in `train_step`)."""
+        players = [p for p in self.players if any(t.numel() for t in p.params)]
+        if players:
+            peaks = torch.stack([torch.stack([torch.linalg.vector_norm(t.detach().float(), math.inf)
+                                              for t in p.params if t.numel()]).max() for p in players])
+            for p, peak in zip(players, peaks.tolist()):
+                if not math.isfinite(peak) or (not p.closed_form and peak > WEIGHT_LIMIT):
+                    raise Diverging("parameters", p.name, self.step, peak)
+        if samples:
+            x = self.probe_samples()
+            if x is not None and not bool(torch.isfinite(x).all()):
+                raise Diverging("samples", None, self.step, float("nan"))
+
+    def probe_samples(self, n: int = 16) -> torch.Tensor | None:
+        """n samples in eval mode from a fixed seed on a forked RNG, or None if the model has no sampler; every
+        module's train/eval mode is put back as it was."""
+        device, modes = self.device, [(m, m.training) for m in self.model.modules()]
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+                torch.manual_seed(self.cfg.seed + 54321)
+                self.model.eval()
+                return self.model.sample(n)
+        except JointKLError:          # the model has no sampler
+            return None
+        except ValueError:            # a distribution refusing non-finite parameters (e.g. a buffer gone NaN)
+            return torch.tensor([math.nan])
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def _diverged(self, e: Diverging) -> str:
+        good = checkpoint.list_checkpoints(self.run_dir / "checkpoints") if self.dist.main and self.run_dir else []
+        where = f"the last good checkpoint is {good[0]}" if good else "no checkpoint was written yet"
+        if e.what == "samples":
+            what = f"the model's samples are not finite at step {e.step}, so that checkpoint was not written"
+        elif not math.isfinite(e.value):
+            what = f"non-finite {e.what} ({e.value}) for player '{e.player}' at step {e.step}"
+        else:
+            limit = LOSS_LIMIT if e.what == "loss" else WEIGHT_LIMIT
+            verb = "exploded to" if e.what == "loss" else "reached"
+            what = f"{e.what} of player '{e.player}' {verb} {e.value:.3g} at step {e.step} (beyond {limit:g})"
+        if self.data_scale > DATA_LIMIT:
+            fix = (f"the training data reach |x| = {self.data_scale:.3g}: rescale them (e.g. to zero mean and unit "
+                   "variance) and retrain with --force")
+        else:
+            lrs = [f"'{p.name}' lr={p.lr:g}" for p in self.players
+                   if not p.closed_form and (e.player is None or p.name == e.player)]
+            fix = f"lower the learning rate ({', '.join(lrs)}) and retrain with --force" if lrs else \
+                "lower the learning rate and retrain with --force"
+        return f"{what}; {where}. {fix}"
 
 
 def train_without_data(model, steps: int, batch: int, device: str, callbacks=(), seed: int = 0):
@@ -341,9 +463,83 @@ def train_without_data(model, steps: int, batch: int, device: str, callbacks=(),
     return model
 
 
-class NonFinite(Exception):
-    def __init__(self, player: str, step: int, value: float):
-        self.player, self.step, self.value = player, step, value
+LOSS_LIMIT = 1e12     # |loss| beyond this is divergence (healthy losses are nats per example: < 1e5 here)
+WEIGHT_LIMIT = 1e12   # |parameter| beyond this: Adam moves a weight by about lr per update, so a healthy run
+                      # (lr <= 1e-2, <= 1e6 steps) stays below 1e4
+DATA_LIMIT = 1e6      # training data beyond this in magnitude: a divergence is blamed on the data's scale
+
+
+class Diverging(Exception):
+    """Raised inside the loop (`what`: loss, parameters or samples); `fit` turns it into `Diverged`."""
+
+    def __init__(self, what: str, player: str | None, step: int, value: float):
+        self.what, self.player, self.step, self.value = what, player, step, value
+
+
+def _brief(e: BaseException, limit: int = 160) -> str:
+    line = one_line(e)
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM. The message says where and how to resume; `exit_code` is what a
+    shell reports for the signal (130 for SIGINT, 143 for SIGTERM), which the `jointkl` command exits with."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum, self.exit_code = signum, 128 + signum
+
+
+class StopOnSignal:
+    """SIGINT and SIGTERM handlers for the length of `fit`, installed only in the main thread (where Python runs
+    signal handlers) and replaced by the previous ones after. The first signal sets `trainer.should_stop` (the
+    step finishes, `fit` writes its checkpoint and raises `interrupted()`); a second raises at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.signum, self.previous = trainer, None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self.previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        self.previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            self.signum = signum
+            raise self.interrupted(at_once=True)
+        self.signum, self.trainer.should_stop = signum, True
+        if self.trainer.dist.main:
+            name = signal.Signals(signum).name
+            print(f"\njointkl: {name}: stopping after this step, with a checkpoint ({name} again stops at once)",
+                  file=sys.stderr, flush=True)
+
+    def agree(self) -> None:
+        """Under torchrun: any rank's signal stops every rank after this step (one small all-reduce per step)."""
+        flag = torch.tensor([self.signum or 0])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if int(flag) and self.signum is None:
+            self.signum, self.trainer.should_stop = int(flag), True
+
+    def interrupted(self, at_once: bool) -> Interrupted:
+        t, name = self.trainer, signal.Signals(self.signum).name
+        how = f"stopped at once by a second {name} during step {t.step + 1}" if at_once else \
+            f"stopped by {name} at step {t.step} of {t.cfg.steps}"
+        if t.run_dir is None:
+            return Interrupted(f"{how} (no run folder: nothing was saved)", self.signum)
+        good = checkpoint.list_checkpoints(t.run_dir / "checkpoints")
+        cmd = f"jointkl train {t.model.name} --out {shlex.quote(str(t.run_dir))} --resume"
+        if not good:   # --resume of a run without a checkpoint trains it from step 0
+            return Interrupted(f"{how}, before any checkpoint was written; start it again with: {cmd}", self.signum)
+        saved = f"checkpoint {good[0]}" if at_once else f"checkpoint written: {good[0]}"
+        return Interrupted(f"{how}; {saved}; resume with: {cmd}", self.signum)
 
 
 class MetricsFiles(Callback):
@@ -356,13 +552,29 @@ class MetricsFiles(Callback):
         start = trainer.step
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
+        self.fields = None
         if start > 0 and self.path.exists():
-            with open(self.path) as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start]
-        self.fields = list(self.rows[0]) if self.rows else None
+            self._read(start)
         self._rewrite()
         from torch.utils.tensorboard import SummaryWriter
         self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start + 1 if start else None)
+
+    def _read(self, start: int) -> None:
+        """The rows up to `start`; a file that is not the CSV this writes (bytes that are not UTF-8, a missing
+        step column, a step that is no number) is moved aside to metrics.csv.corrupt with one line, not fatal."""
+        try:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = [r for r in reader if int(r["step"]) <= start]
+                fields = list(reader.fieldnames or [])
+            self.rows = [{k: r.get(k) or "" for k in fields} for r in rows]
+            self.fields = fields if self.rows else None
+        except (ValueError, KeyError, TypeError, csv.Error) as e:   # UnicodeDecodeError is a ValueError
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            os.replace(self.path, aside)
+            print(f"jointkl: {self.path} is unreadable ({_brief(e, 80)}); moved it to {aside.name}, new rows start "
+                  f"after step {start}", file=sys.stderr)
+            self.rows, self.fields = [], None
 
     def _rewrite(self):
         with open(self.path, "w", newline="") as f:

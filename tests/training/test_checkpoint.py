@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import csv
+import errno
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 import jointkl as jk
@@ -175,3 +180,87 @@ def test_load_at_a_given_step(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(early.state_dict().values(), late.state_dict().values()))
     with pytest.raises(JointKLError, match="no checkpoint at step 15"):
         jk.load(tmp_path / "r", step=15)
+
+
+# --- the manifest by its schema, stale temporaries, failed writes -------------------------------------------
+
+BAD_MANIFESTS = {   # case -> the manifest, given the real digests {name: sha256}
+    "a list": lambda d: [],
+    "null": lambda d: None,
+    "checksums as a list": lambda d: {"step": 2, "sha256": list(d.values())},
+    "no checksums": lambda d: {"step": 2},
+    "an empty checksum map": lambda d: {"step": 2, "sha256": {}},
+    "no checksum for state.pt": lambda d: {"step": 2, "sha256": {"model.safetensors": d["model.safetensors"]}},
+    "a checksum that is not hex": lambda d: {"step": 2, "sha256": {**d, "state.pt": "z" * 64}},
+    "a checksum as a number": lambda d: {"step": 2, "sha256": {**d, "state.pt": 1}},
+    "a name outside the folder": lambda d: {"step": 2, "sha256": {**d, "../step-00000001/state.pt": d["state.pt"]}},
+    "another step": lambda d: {"step": 7, "sha256": d},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MANIFESTS))
+def test_a_manifest_off_its_schema_counts_as_corrupt(tmp_path, capsys, case):
+    paths = save_steps(tmp_path, [1, 2])
+    real = {name: checkpoint.sha256(paths[2] / name) for name in checkpoint.FILES}
+    (paths[2] / "manifest.json").write_text(json.dumps(BAD_MANIFESTS[case](real)))
+    assert checkpoint.verify(paths[2]) is not None
+    path, w, s = checkpoint.load_latest(tmp_path)
+    assert path == paths[1] and s["step"] == 1                      # fell back to the previous one
+    assert f"skipping corrupt checkpoint {paths[2]}" in capsys.readouterr().err
+    assert checkpoint.newest(tmp_path) == paths[1]
+
+
+def test_a_manifest_with_an_extra_checksummed_file_verifies_it(tmp_path):
+    path = checkpoint.save(tmp_path, 1, weights(1), state(1))
+    (path / "notes.txt").write_text("x")
+    m = json.loads((path / "manifest.json").read_text())
+    m["sha256"]["notes.txt"] = checkpoint.sha256(path / "notes.txt")
+    (path / "manifest.json").write_text(json.dumps(m))
+    assert checkpoint.verify(path) is None
+    (path / "notes.txt").write_text("y")
+    assert "notes.txt" in checkpoint.verify(path)
+
+
+def test_remove_stale_clears_temporaries_and_puts_back_a_set_aside_checkpoint(tmp_path):
+    paths = save_steps(tmp_path, [1, 2])
+    (tmp_path / ".tmp-step-00000003-99999").mkdir()
+    (tmp_path / ".tmp-step-00000003-99999" / ".tmpab12").write_bytes(b"half")
+    os.rename(paths[2], tmp_path / ".old-step-00000002-99999")      # killed while rewriting step 2
+    shutil.copytree(paths[1], tmp_path / ".old-step-00000001-99998")   # step 1 is in place: this copy goes
+    removed = checkpoint.remove_stale(tmp_path)
+    assert sorted(p.name for p in removed) == [".old-step-00000001-99998", ".tmp-step-00000003-99999"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001", "step-00000002"]
+    assert checkpoint.verify(paths[2]) is None
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   SafetensorError("Error while serializing: I/O error: No space left on device "
+                                                   "(os error 28) at path \"x\"")])
+def test_a_failed_write_is_one_error_and_leaves_no_temporary(tmp_path, monkeypatch, error):
+    paths = save_steps(tmp_path, [1])
+
+    def full(*a, **kw):
+        raise error
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(JointKLError) as e:
+        checkpoint.save(tmp_path, 2, weights(2), state(2))
+    assert str(e.value) == (f"could not write checkpoint to {tmp_path} (No space left on device); free space or fix "
+                            "permissions, then resume with --resume")
+    assert [p.name for p in tmp_path.iterdir()] == ["step-00000001"] and checkpoint.verify(paths[1]) is None
+
+
+def test_rewriting_a_step_that_fails_keeps_the_old_one(tmp_path, monkeypatch):
+    path = checkpoint.save(tmp_path, 3, weights(1), state(3))
+    rename = os.rename
+
+    def failing(src, dst):
+        if Path(src).name.startswith(".tmp-"):
+            raise OSError(errno.EIO, "Input/output error")
+        return rename(src, dst)
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(JointKLError, match=r"\(Input/output error\)"):
+        checkpoint.save(tmp_path, 3, weights(2), state(3))
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["step-00000003"]
+    assert checkpoint.verify(path) is None
+    assert torch.equal(checkpoint.load_latest(tmp_path)[1]["enc.weight"], weights(1)["enc.weight"])
