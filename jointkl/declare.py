@@ -7,6 +7,9 @@ cannot make. See docs/declarations.md for the design and one worked example per 
 
 Factors (a variable given earlier ones):
     Data()                      the data batch: samples only, no density, no parameters
+    Labels(classes)             the batch's labels, one-hot (data)
+    Partial(net, classes)       labels given on some rows (y >= 0) and summed out exactly on the others under
+                                the classifier `net`, q(y|x) (enumeration: Kingma et al. 2014 eq. 7)
     Prior(dist)                 a fixed distribution: samples and log-density, no parameters
     Factor(net, given)          a `jointkl.joints` conditional: explicit (Gaussian, Bernoulli: `log_prob`,
                                 reparameterized samples), Dirac (deterministic) or Implicit (noise-fed sampler);
@@ -93,6 +96,38 @@ def as_labels(y: int | torch.Tensor | None, n: int, classes: int, device) -> tor
 
 
 @dataclass
+class Partial:
+    """Labels y observed on some rows (y >= 0) and unobserved on the others (-1), where the explicit classifier
+    `net` (a `jointkl.joints.Categorical` given `given`) infers them. Every piece computed on draws of this
+    variable's joint is evaluated at each of the `classes` values and combined, row by row: the given label's
+    value on labelled rows; sum_y q(y|x) value_y on the others, whose own piece of y adds -H(q(y|x))
+    (Kingma et al. 2014 eqs. 6-7: U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)))."""
+    net: nn.Module
+    classes: int
+    given: tuple[str, ...] = ("x",)
+    kind = "partial"
+
+
+class UniformOneHot(D.OneHotCategorical):
+    """The uniform distribution over `classes` one-hot labels, drawn with one `randint` (its log-density is
+    -log classes)."""
+
+    def __init__(self, n: int, classes: int, ref: torch.Tensor):
+        super().__init__(logits=torch.zeros(n, classes, device=ref.device, dtype=ref.dtype), validate_args=False)
+        self.ref = ref
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        n, k = self.batch_shape[0], self.event_shape[0]
+        y = torch.randint(k, (*sample_shape, n), device=self.ref.device)
+        return F.one_hot(y, k).to(self.ref.dtype)
+
+
+def uniform_labels(classes: int) -> "Prior":
+    """p(y) uniform over `classes` one-hot labels."""
+    return Prior(lambda n, ref: UniformOneHot(n, classes, ref), classes)
+
+
+@dataclass
 class Prior:
     """A fixed distribution of `dim` entries: `dist(n, ref)` is a batch of n of them on `ref`'s device and dtype."""
     dist: Callable[[int, torch.Tensor], D.Distribution]
@@ -155,6 +190,11 @@ class Joint:
 
     def has_density(self, var: str) -> bool:
         return self[var].kind in ("prior", "explicit")
+
+    def parents(self, var: str) -> list[str]:
+        """var's parents in the joint's sampling order (so prior draws always come in that order)."""
+        order = list(self.factors)
+        return sorted(getattr(self[var], "given", ()), key=order.index)
 
     def trained(self, var: str) -> bool:
         """Whether a parameter shapes var's samples: its own factor's or an ancestor's."""
@@ -301,13 +341,15 @@ class Draws:
             if f.kind == "prior":
                 self.dists[var] = f.dist(self.x.shape[0], self.x)
             else:
+                for g in self.joint.parents(var):
+                    self[g]
                 self.dists[var] = f(self)
         return self.dists[var]
 
     def __getitem__(self, var: str) -> torch.Tensor:
         if var not in self.values:
             f = self.joint[var]
-            if f.kind == "data":
+            if f.kind in ("data", "partial"):          # a partial variable: given on every (enumerated) row
                 v = self.batch[var]
             elif f.kind == "prior":
                 key = (self.joint.name, var)
@@ -388,6 +430,11 @@ class Declared(Objective):
             self._order.append((pl.name, pl))
         self._noise: dict = {}
         self._old: dict = {}
+        partial = [(j, v) for j in (self.decl.p, self.decl.q) for v, f in j.factors.items() if isinstance(f, Partial)]
+        if len(partial) > 1 or any(isinstance(f, Partial) for f in self.decl.p.factors.values()):
+            raise JointKLError("a declaration may have one Partial variable, in its inference joint q; give p a "
+                               "prior over it (e.g. uniform_labels)")
+        self._partial = partial[0] if partial else None
 
     def declare(self) -> Declaration:
         raise NotImplementedError
@@ -395,7 +442,7 @@ class Declared(Objective):
     # --- derivation ---------------------------------------------------------------------------------------
     def _shape(self, joint: Joint, var: str) -> tuple[int, ...]:
         f = joint[var]
-        if isinstance(f, Labels):
+        if isinstance(f, (Labels, Partial)):
             return (f.classes,)
         if f.kind == "data":
             return self.shapes["x"]
@@ -449,7 +496,8 @@ class Declared(Objective):
         if t.activation is not None:                        # D tells b... the data side (a = q) from p's samples
             act = self._disc(t.activation.adversarial, b, a, t.activation.on)
         for v in a.factors:                                 # E_a[log a(v|.) - log b(v|.)], Su eq. 4
-            a_const = a[v].kind in ("data", "prior")        # the data's entropy, a fixed prior's: constants
+            a_const = a[v].kind in ("data", "prior", "partial")   # the data's entropy, a fixed prior's: constants
+                                                                  # (a partial variable's: see `_enumerated`)
             if v in t.estimate:
                 est = t.estimate[v]
                 if est.contrast and b[v].kind != "prior":
@@ -504,6 +552,12 @@ class Declared(Objective):
             for var, f in j.factors.items():
                 if isinstance(f, Labels) and var not in out:
                     out[var] = one_hot(y, f.classes, self.name)
+                elif isinstance(f, Partial):                # raw labels, -1 where unobserved
+                    y = torch.full_like(x[:, 0].flatten(), -1, dtype=torch.long) if y is None else y
+                    if (y >= f.classes).any():
+                        raise JointKLError(f"label {int(y.max())} is out of range for classes={f.classes}; "
+                                           f"set classes={int(y.max()) + 1}")
+                    out[var] = y
         return out
 
     @staticmethod
@@ -522,18 +576,10 @@ class Declared(Objective):
         who, batch = self._player(player), self._repeat(self.batch(x, y), self._particles(player))
         if isinstance(who, Disc):
             return self._disc_loss(who, batch)
-        draws: dict[str, Draws] = {}
-        noise = self._noise if who.share_noise else None
-
-        def at(j: Joint) -> Draws:
-            if j.name not in draws:
-                draws[j.name] = Draws(j, batch, noise)
-            return draws[j.name]
-
         total, logs, rows, per = 0.0, {}, 0.0, 0.0       # per-example sums are averaged once, at the end
         pieces = self._plan[player]
-        for pc in pieces:
-            value = self._piece(pc, at, logs)               # (B,) or ()
+        values = self._evaluate(pieces, batch, logs, self._noise if who.share_noise else None)
+        for pc, value in zip(pieces, values):               # (B,) or ()
             if pc.activated:
                 per = per + pc.weight * value               # l(x) of an activated term, (B,)
             elif value.dim():
@@ -554,18 +600,49 @@ class Declared(Objective):
         with torch.no_grad():
             fake = Draws(d.a, batch)                        # the model's samples, as many as data
             fake_batch = {**batch, **{v: fake[v] for v in d.vars}}
-        draws: dict[str, Draws] = {}
-
-        def at(j: Joint) -> Draws:
-            if j.name not in draws:
-                draws[j.name] = Draws(j, fake_batch)
-            return draws[j.name]
-
-        per_fake = sum(pc.weight * self._piece(pc, at, {}) for pc in pieces)          # (B,)
+            if self._partial is not None and self._partial[1] not in d.vars:   # samples carry no label
+                fake_batch[self._partial[1]] = torch.full_like(batch[self._partial[1]], -1)
+        per_fake = sum(pc.weight * v for pc, v in zip(pieces, self._evaluate(pieces, fake_batch, {})))   # (B,)
         w = torch.sigmoid(self._logit(d, Draws(d.b, batch)).detach() / act.temperature)
         w_fake = torch.sigmoid(self._logit(d, Draws(d.b, fake_batch)).detach() / act.temperature)
         logs["w_real"], logs["w_fake"] = w.mean(), w_fake.mean()
         return (w * per).mean() + act.weight * (w_fake * per_fake).mean()
+
+    def _evaluate(self, pieces: list[Piece], batch: dict, logs: dict, noise: dict | None = None) -> list[torch.Tensor]:
+        """Each piece's value on one draw of the joints for `batch`, (B,) or (); with a `Partial` variable, the
+        pieces drawn from its joint are enumerated over its values (`_enumerated`)."""
+        def drawer(b: dict):
+            draws: dict[str, Draws] = {}
+
+            def at(j: Joint) -> Draws:
+                if j.name not in draws:
+                    draws[j.name] = Draws(j, b, noise)
+                return draws[j.name]
+            return at
+
+        at = drawer(batch)
+        if self._partial is None:
+            return [self._piece(pc, at, logs) for pc in pieces]
+        joint, var = self._partial
+        f, k = joint[var], joint[var].classes
+        n, labels = batch["x"].shape[0], batch[var]
+        every = {v: t.repeat(k, *[1] * (t.dim() - 1)) for v, t in batch.items() if v != var}   # rows y*B + i
+        every[var] = F.one_hot(torch.arange(k, device=labels.device).repeat_interleave(n), k).to(batch["x"].dtype)
+        at_every, q_y = drawer(every), None
+        out = []
+        for pc in pieces:
+            if getattr(pc.term, "a", getattr(pc.term, "under", None)) is not joint:
+                out.append(self._piece(pc, at, logs))
+                continue
+            if q_y is None:
+                q_y = f.net(*(batch[g] for g in f.given))                  # q(y|x), batch (B,)
+            value = self._piece(pc, at_every, logs).view(k, n)             # at every y, (k, B)
+            given = labels >= 0
+            enumerated = (q_y.probs.T * value).sum(0)                      # sum_y q(y|x) value_y, (B,)
+            if pc.var == var:                                              # y's own piece: + E_q log q(y|x)
+                enumerated = enumerated - q_y.entropy()
+            out.append(torch.where(given, value.gather(0, labels.clamp_min(0)[None]).squeeze(0), enumerated))
+        return out
 
     def _piece(self, pc: Piece, at, logs: dict) -> torch.Tensor:
         t = pc.term

@@ -53,3 +53,17 @@ def two_class_line(n=2000, seed=0):
 def two_line_dataset(name="two-line"):
     (xtr, ytr), (xte, yte) = two_class_line(), two_class_line(500, 1)
     return Dataset(name, xtr, xte, "continuous", ytr, yte)
+
+
+def svae_neg_bound(m, x, y):
+    """Kingma et al. (2014) eqs. 6-7 by hand from an SVAE's networks: -L(x, c) on labelled rows (y >= 0) and
+    -U(x) = -sum_c q(c|x) L(x, c) - H(q(c|x)) on the others, one draw of z per class. (B,)"""
+    k, n = m.cfg.classes, x.shape[0]
+    c = torch.nn.functional.one_hot(torch.arange(k).repeat_interleave(n), k).float()     # rows c*B + i
+    xs = x.repeat(k, *[1] * (x.dim() - 1))
+    q = m.q_z(xs, c)
+    z = q.rsample()
+    nl = (-m.p_x(z, c).log_prob(xs) + D.kl_divergence(q, m.prior(k * n))).view(k, n) + math.log(k)
+    q_y = m.q_y(x)
+    neg_u = (q_y.probs.T * nl).sum(0) - q_y.entropy()
+    return torch.where(y >= 0, nl.gather(0, y.clamp_min(0)[None]).squeeze(0), neg_u)

@@ -9,8 +9,8 @@ import torch
 import torch.distributions as D
 from torch import nn
 
-from jointkl.declare import (KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, Prior,
-                             standard_normal)
+from jointkl.declare import (KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Partial, Player,
+                             Prior, standard_normal, uniform_labels)
 from jointkl.errors import JointKLError
 from jointkl.joints import Gaussian, Implicit
 
@@ -161,3 +161,55 @@ def implicit_joints(self):
 def test_a_factor_given_a_later_variable_is_refused():
     with pytest.raises(JointKLError, match="factor x of p is given z, which p does not define before x"):
         Joint("p", x=Factor(Gaussian(2, 3, hidden=4, layers=1), given="z"), z=standard_normal(2))
+
+
+MEANS = torch.tensor([-2.0, 0.5, 3.0])                     # p(x|y) = N(MEANS[y], 1), p(y) uniform over 3
+
+
+class Mixture(nn.Module):
+    """p(x|y) for one-hot y."""
+
+    def __init__(self):
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(()))
+
+    def forward(self, y):
+        return D.Independent(D.Normal((y @ MEANS + self.shift)[:, None], 1.0), 1)
+
+
+class ExactPosterior(nn.Module):
+    """q(y|x) = p(y|x) of the mixture, exactly."""
+
+    def forward(self, x):
+        return D.Categorical(logits=D.Normal(MEANS, 1.0).log_prob(x))          # x (B, 1) -> (B, 3)
+
+
+def mixture(self):
+    self.p_x = Mixture()
+    q = Joint("q", x=Data(), y=Partial(ExactPosterior(), 3))
+    p = Joint("p", y=uniform_labels(3), x=Factor(self.p_x, given="y"))
+    return Declaration(p, q, [Player("m", [self.p_x], [KL(q, p)])])
+
+
+def test_enumerated_label_gives_the_exact_negative_log_likelihoods():
+    """With q(y|x) exact, KL(q || p) per row is -log p(x, y) where y is given and -log p(x) where it is summed
+    out (Kingma et al. eqs. 6-7; no sampling is involved)."""
+    m = model(mixture, shape=(1,))
+    x, y = torch.tensor([[-1.0], [0.2], [2.5], [4.0]]), torch.tensor([0, -1, 2, -1])
+    components = D.Normal(MEANS, 1.0).log_prob(x) - torch.log(torch.tensor(3.0))     # log p(x, y), (4, 3)
+    want = torch.where(y >= 0, components.gather(1, y.clamp_min(0)[:, None]).squeeze(1),
+                       torch.logsumexp(components, 1))
+    for rows in ([0], [1], [2], [3]):
+        loss, _ = m.loss("m", x[rows], y[rows])
+        assert loss.item() == pytest.approx(-want[rows].item(), abs=1e-5)
+    loss, _ = m.loss("m", x, None)                         # no labels at all: every row summed out
+    assert loss.item() == pytest.approx(-torch.logsumexp(components, 1).mean().item(), abs=1e-5)
+
+
+def test_a_partial_variable_in_the_generative_joint_is_refused():
+    def bad(self):
+        self.p_x = Mixture()
+        p = Joint("p", x=Data(), y=Partial(ExactPosterior(), 3))
+        return Declaration(p, Joint("q", x=Data(), y=uniform_labels(3)), [Player("m", [self.p_x], [])])
+    with pytest.raises(JointKLError, match="one Partial variable, in its inference joint q"):
+        model(bad, shape=(1,))

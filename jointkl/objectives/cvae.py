@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import as_labels, one_hot
+from jointkl.declare import Labels, as_labels, one_hot
 from jointkl.divergences.importance import iwae_bound
 from jointkl.errors import JointKLError
 from jointkl.objectives.registry import register
@@ -40,6 +40,9 @@ class CVAE(VAE):
     @property
     def classes(self) -> int:
         return self.cfg.classes
+
+    def labels(self):
+        return {"y": Labels(self.cfg.classes)}, {"y": Labels(self.cfg.classes)}   # given with every x
 
     def condition(self, y):
         return (one_hot(y, self.cfg.classes, self.name),)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import KL, Activation, Adversarial, Data, Declaration, Declared, Factor, Joint, Labels, Player
+from jointkl.declare import KL, Activation, Adversarial, Data, Declaration, Declared, Factor, Joint, Player
 from jointkl.declare import standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Gaussian, decoder
@@ -62,6 +62,11 @@ class VAE(Declared):
     name, Config = "vae", VAEConfig
     classes = 0                 # one-hot label size joining q(z|x, y), p(x|z, y) and D(x, y) (cvae)
     critic_labels = True        # the AA critic reads the label too (svae: False, D(x) alone)
+    log_names = {"x": "rec", "z": "kl"}
+
+    def labels(self) -> tuple[dict, dict]:
+        """The label factor of q and of p, by name (cvae, svae); built after the other networks."""
+        return {}, {}
 
     def declare(self):
         c, k = self.cfg, self.classes
@@ -72,14 +77,14 @@ class VAE(Declared):
         self.q_z = Gaussian(self.data_shape, c.latent_dim, c.hidden, c.layers, arch=c.arch, extra_dim=k)
         self.p_x = decoder(decoder_kind(c.decoder, self.data_kind), c.latent_dim + k, self.data_shape, c.hidden,
                            c.layers, c.arch)
-        labels = {"y": Labels(k)} if k else {}
-        q = Joint("q", **labels, x=Data(), z=Factor(self.q_z, given=("x", *y)))
-        p = Joint("p", **labels, z=standard_normal(c.latent_dim), x=Factor(self.p_x, given=("z", *y)))
         aa = None
         if c.aa:                                   # on a forked RNG: every other net starts as in the plain model
             with torch.random.fork_rng(devices=[]):
                 self.D = build(c.arch, self.data_shape, 1, c.hidden, c.layers, extra_dim=k if self.critic_labels else 0)
             aa = Activation(Adversarial(net=self.D, lr=c.lr_d or c.lr), c.aa_temperature, c.aa_weight,
                             ("x", *y) if self.critic_labels else ("x",))
-        elbo = KL(q, p, names={"x": "rec", "z": "kl"}, activation=aa)      # -ELBO, Su eq. 7
+        q_y, p_y = self.labels()
+        q = Joint("q", x=Data(), **q_y, z=Factor(self.q_z, given=("x", *y)))
+        p = Joint("p", **p_y, z=standard_normal(c.latent_dim), x=Factor(self.p_x, given=("z", *y)))
+        elbo = KL(q, p, names=self.log_names, activation=aa)              # -ELBO, Su eq. 7
         return Declaration(p, q, [Player("vae", [self.q_z, self.p_x], [elbo], lr=c.lr)])
