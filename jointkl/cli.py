@@ -7,7 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-EPILOG = "Options key=value go to the model's config or the trainer's (see `jointkl list models`)."
+EPILOG = ("Options key=value go to the model's config or the trainer's (`jointkl list models MODEL` lists them "
+          "with their meanings). Settings come from, each beating the one before: --config FILE or --preset NAME "
+          "(without either, the preset MODEL/DATA where one ships: `jointkl list presets`), then key=value "
+          "options and --steps/--seed.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model", epilog=EPILOG)
-    t.add_argument("model", help="a registered model (jointkl list models)")
+    t.add_argument("model", nargs="?", help="a registered model (jointkl list models); may come from --config")
     t.add_argument("--data", help="a registered dataset or a .npy/.npz file (default grid25; "
                    "with --resume, the run's own data)")
     t.add_argument("--steps", type=int, help="outer training steps")
@@ -24,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--data-dir", help="folder of the file datasets mnist/svhn/cifar10/celeba (default $JOINTKL_DATA or ./data)")
+    t.add_argument("--config", help="a settings YAML file (a run's config.yaml, or what --print-config prints)")
+    t.add_argument("--preset", help="a shipped setting, e.g. dali/grid25 (jointkl list presets); 'none': the "
+                   "model's own defaults even where a preset for MODEL/DATA ships")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved settings (a valid --config file) and train nothing")
     t.add_argument("options", nargs="*", metavar="key=value", help="e.g. latent_dim=8 lr=1e-3 reg=5")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
@@ -59,8 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--estimate", action="store_true",
                    help="print each entry's expected training time (a few probed steps) and stop; trains nothing")
 
-    lst = sub.add_parser("list", help="list models, data or tables")
-    lst.add_argument("what", choices=["models", "data", "tables"])
+    lst = sub.add_parser("list", help="list models, presets, data or tables")
+    lst.add_argument("what", choices=["models", "presets", "data", "tables"])
+    lst.add_argument("name", nargs="?", help="with models: one model, each option with its default and meaning")
     return p
 
 
@@ -69,11 +78,29 @@ def _train(a) -> None:
     from jointkl.training.config import parse_overrides
     options = parse_overrides(a.options)
     options.update({k: getattr(a, k) for k in ("steps", "seed") if getattr(a, k) is not None})  # flags win
+    no_preset = (a.preset or "").lower() == "none"
+    preset = None if no_preset else a.preset
+    if a.print_config:
+        return _print_config(a.model, a.data, options, preset, a.config, not no_preset)
     # one process: jointkl.train; under torchrun every process runs this and rank 0 alone writes the run
-    model = launch(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, **options)
+    model = launch(a.model, data=a.data, out=a.out, force=a.force, resume=a.resume, preset=preset, config=a.config,
+                   auto_preset=not (no_preset or a.resume), **options)
     # a resumed run already at its steps trains nothing: jointkl.run said so (on stderr), nothing to add
     if int(os.environ.get("RANK", "0")) == 0 and not getattr(model, "already_trained", False):
         print(f"trained {model.name}; run in {model.run_dir}")
+
+
+def _print_config(model, data, options, preset, config, auto) -> None:
+    """The settings a train command would use, fully resolved, in the --config format."""
+    import yaml
+    from jointkl import objectives
+    from jointkl.run import DEFAULT_DATA, data_ref, settings
+    from jointkl.training.config import split_options, to_dict
+    model, data, options, chosen = settings(model, data, options, preset, config, auto)
+    tcfg, mcfg = split_options(options, objectives.get(model).Config, model)
+    text = yaml.safe_dump({"model": model, "data": data_ref(DEFAULT_DATA if data is None else data),
+                           "options": {**to_dict(mcfg), **to_dict(tcfg)}}, sort_keys=False)
+    print((f"# from preset {chosen}\n" if chosen else "") + text, end="")
 
 
 def _sample(a) -> None:
@@ -114,7 +141,27 @@ def _eval(a) -> None:
 
 
 def _list(a) -> None:
-    if a.what == "models":
+    if a.name is not None and a.what != "models":
+        from jointkl.errors import JointKLError
+        raise JointKLError(f"`jointkl list {a.what}` takes no name; `jointkl list models MODEL` describes one model")
+    if a.what == "models" and a.name:
+        from dataclasses import fields
+        from jointkl import objectives
+        from jointkl.objectives.registry import summary
+        from jointkl.training.config import TrainConfig, option_help
+        cls = objectives.get(a.name)
+        print(f"{a.name}: {summary(cls)}")
+        for title, cfg in ((f"{a.name} options", cls.Config), ("trainer options (every model)", TrainConfig)):
+            print(f"\n{title}:")
+            meaning = option_help(cfg)
+            for f in fields(cfg):
+                print(f"  {f.name}={f.default}" + (f"  # {meaning[f.name]}" if meaning[f.name] else ""))
+    elif a.what == "presets":
+        from jointkl import presets
+        for name in presets.names():
+            p = presets.get(name)
+            print(f"{name:16s} {p.about}")
+    elif a.what == "models":
         from jointkl.objectives import MODELS
         from jointkl.objectives.registry import summary
         from dataclasses import fields
@@ -162,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             msg = str(e) or "interrupted; a training run continues with `jointkl train MODEL --out RUN --resume`"
             print(f"jointkl: {msg}", file=sys.stderr)
         return code
+    except BrokenPipeError:                          # `jointkl ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit's flush
+        return 0
     except OSError as e:                             # one the command did not word itself
         if int(os.environ.get("RANK", "0")) == 0:
             where = f" ({e.filename})" if e.filename else ""

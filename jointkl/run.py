@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from jointkl import data as datasets
-from jointkl import objectives
+from jointkl import objectives, presets
 from jointkl.errors import JointKLError, one_line
 from jointkl.objectives.base import Objective
 from jointkl.training import checkpoint, distributed
@@ -135,6 +135,50 @@ def build(model: str, data=None, options: dict | None = None, out: str | Path | 
     meta = {MARKER: 1, "model": model, "data": data_ref(data), "data_name": ds.name, "data_shape": list(ds.shape),
             "data_kind": ds.kind, "train": to_dict(tcfg), "model_config": to_dict(mcfg)}
     return trainer, meta
+
+
+def settings(model: str | None = None, data=None, options: dict | None = None, preset: str | None = None,
+             config: str | Path | None = None, auto_preset: bool = False) -> tuple[str, object, dict, str | None]:
+    """(model, data, options, preset name) of a new run, each source beating the one before: a settings file
+    (`config`: a preset-format YAML file, or a run's own config.yaml), or a shipped preset (`preset`, or with
+    `auto_preset` the one named MODEL/DATA when it exists), then `model`, `data` and `options` as given."""
+    options = dict(options or {})
+    if preset is not None and config is not None:
+        raise JointKLError("pass --preset or --config, not both (a settings file may name its base preset)")
+    base_model, base_data, base, name = None, None, {}, None
+    if config is not None:
+        base_model, base_data, base = _settings_file(Path(config))
+    elif preset is not None:
+        p = presets.get(preset)
+        base_model, base_data, base, name = p.model, p.data, p.options, p.name
+    model, data = model or base_model, data if data is not None else base_data
+    if model is None:
+        raise JointKLError("no model given: name one (jointkl train MODEL) or pass a --config/--preset that names one")
+    if preset is not None and base_model is not None and model != base_model:
+        raise JointKLError(f"preset {preset} is for model {base_model}; got model {model}. Drop one of them")
+    if auto_preset and config is None and preset is None:
+        found = presets.find(model, DEFAULT_DATA if data is None else data)
+        if found is not None:
+            base, name = found.options, found.name
+    return model, data, {**base, **options}, name
+
+
+def _settings_file(path: Path) -> tuple[str | None, object, dict]:
+    """The model, data and options of a --config file: a run's config.yaml, or the presets' format."""
+    if not path.is_file():
+        raise JointKLError(f"no settings file at {path}; pass a YAML file (a run's config.yaml, or the format of "
+                           "`jointkl train ... --print-config`)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        raw = None
+    if isinstance(raw, dict) and ("model_config" in raw or "train" in raw):     # a run's own config.yaml
+        meta = read_config(path.parent) if path.name == CONFIG else raw
+        if not (isinstance(meta.get("train"), dict) and isinstance(meta.get("model_config"), dict)):
+            raise JointKLError(f"{path} looks like a run's config.yaml but is corrupt; restore it")
+        return meta.get("model"), meta.get("data"), {**meta["train"], **meta["model_config"]}
+    p = presets.load_file(path)
+    return p.model, p.data, p.options
 
 
 def default_out(model: str, data, seed: int) -> Path:
@@ -395,9 +439,12 @@ class _Followers:
             self.send({"abort": message})
 
 
-def train(model: str, data=None, out: str | Path | None = None, force: bool = False, resume: bool = False,
-          callbacks: tuple[Callback, ...] = (), progress: bool | None = None, **options) -> Objective:
+def train(model: str | None, data=None, out: str | Path | None = None, force: bool = False, resume: bool = False,
+          callbacks: tuple[Callback, ...] = (), progress: bool | None = None, preset: str | None = None,
+          config: str | Path | None = None, auto_preset: bool = False, **options) -> Objective:
     """Train a new run into `out`, or resume it, holding the run folder as its one writer.
+
+    A new run's model, data and options come from `settings` (a settings file or a preset, then what is given).
 
     In one process, or on rank 0 of several; the other ranks (see `launch`) build what rank 0 tells them and
     train beside it without touching the folder. Every refusal is a `JointKLError` before anything is written;
@@ -412,17 +459,23 @@ def train(model: str, data=None, out: str | Path | None = None, force: bool = Fa
         if resume and force:
             raise JointKLError("--resume continues a run and --force replaces it; pass one of them")
         if resume:
+            if preset is not None or config is not None:
+                raise JointKLError("a resumed run keeps its own settings; drop --preset/--config")
             return _resume(model, data, out, options, callbacks, progress, followers)
-        return _new(model, data, out, force, options, callbacks, progress, followers)
+        model, data, options, chosen = settings(model, data, options, preset, config, auto_preset)
+        return _new(model, data, out, force, options, callbacks, progress, followers, chosen)
     except BaseException as e:
         followers.abort(str(e) if isinstance(e, JointKLError) else f"process 0 stopped: {one_line(e)}")
         raise
 
 
-def _new(model, data, out, force, options, callbacks, progress, followers: _Followers) -> Objective:
+def _new(model, data, out, force, options, callbacks, progress, followers: _Followers, chosen=None) -> Objective:
     seed = options.get("seed", TrainConfig.seed)
     out = Path(out) if out is not None else default_out(model, data, seed)
     trainer, meta = build(model, data, options, out, callbacks, progress)   # bad options: nothing written
+    if chosen:                                                                # where the settings came from
+        head = {k: v for k, v in meta.items() if k not in ("train", "model_config")}
+        meta = {**head, "preset": chosen, "train": meta["train"], "model_config": meta["model_config"]}
     check_out(out, force)                                                     # nothing of a user's touched
     then = "run the command again"
     try:
@@ -434,6 +487,9 @@ def _new(model, data, out, force, options, callbacks, progress, followers: _Foll
             prepare_dir(out, force)                  # again under the lock: another writer may have come first
         except OSError as e:
             raise _write_error(e, out, then) from None
+        if chosen:
+            note(f"preset {chosen}: {presets.get(chosen).about} (options given here override it; --print-config "
+                 "shows all)")
         followers.send({"model": model, "data": data, "out": out, "options": options, "meta": None, "resume": False})
         _write_config(out, meta, then)
         return _fit(trainer, out, resume=False)
@@ -481,8 +537,9 @@ def _fit(trainer: Trainer, out: Path, resume: bool) -> Objective:
     return trained
 
 
-def launch(model: str, data=None, out: str | Path | None = None, force: bool = False, resume: bool = False,
-           callbacks: tuple[Callback, ...] = (), progress: bool | None = None, **options) -> Objective:
+def launch(model: str | None, data=None, out: str | Path | None = None, force: bool = False, resume: bool = False,
+           callbacks: tuple[Callback, ...] = (), progress: bool | None = None, preset: str | None = None,
+           config: str | Path | None = None, auto_preset: bool = False, **options) -> Objective:
     """`train` on every process of a torchrun launch (one process: exactly `train`).
 
     Rank 0 trains as `train` does and alone touches the run folder: it takes the folder's lock, checks and
@@ -490,11 +547,12 @@ def launch(model: str, data=None, out: str | Path | None = None, force: bool = F
     and they build the same model, data and trainer and train beside it. A refusal on rank 0 before training
     starts is sent to the others, so that every process stops with it instead of waiting. A process group the
     caller made is used as it is (every rank calls `train`)."""
+    args = (model, data, out, force, resume, callbacks, progress, preset, config, auto_preset)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
-        return train(model, data, out, force, resume, callbacks, progress, **options)
+        return train(*args, **options)
     distributed.setup()
     try:
-        return train(model, data, out, force, resume, callbacks, progress, **options)
+        return train(*args, **options)
     finally:
         distributed.teardown()
 

@@ -58,7 +58,8 @@ def assert_one_line_error(code: int, err: str) -> str:
     """The CLI's contract for bad input: exit 2, one `jointkl: error:` line on stderr, no traceback."""
     assert code == 2, err
     assert "Traceback" not in err
-    lines = err.strip("\n").splitlines()
+    lines = [ln for ln in err.strip("\n").splitlines()
+             if not ln.startswith("jointkl: preset ")]   # the note naming a run's preset is not the error
     assert len(lines) == 1, err
     assert lines[0].startswith("jointkl: error: "), err
     return lines[0]

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "jointkl"
 
 LAYERS = [                                   # lowest first; a module may import its own layer or lower ones
-    {"errors", "joints", "divergences", "nets", "data", "plots"},
+    {"errors", "joints", "divergences", "nets", "data", "plots", "presets"},
     {"training"},
     {"objectives", "declare"},
     {"eval", "bayes"},

@@ -9,9 +9,11 @@ The generator then plays against it (Hu 2018 eq. 2).
 import torch
 import torch.distributions as D
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from jointkl.divergences.importance import standard_normal_log_prob
 from jointkl.errors import JointKLError
+from jointkl.nets import build, repeat_call
 
 GENERATOR_LOSSES = ("minimax", "nonsaturating")
 
@@ -100,3 +102,24 @@ def moment_match(z: Tensor) -> tuple[Tensor, D.Distribution]:
     (K, B, d) and the Gaussian r(z|x) with the draws' mean and std (1/K normalization)."""
     mu, std = z.mean(0), z.std(0, correction=0).clamp_min(1e-4)          # (B, d) each
     return (z - mu) / std, D.Independent(D.Normal(mu, std), 1)
+
+
+class PriorCorrectedCritic(nn.Module):
+    """T(x, z) = t(x, z) - log N(z; 0, I) (or t alone, `add_prior=False`): a critic whose logistic optimum is
+    log q(z|x) - log N(z; 0, I) (AVB Prop. 1, eq. 3.4), so that with a standard-normal prior (or the r_0 of
+    Adaptive Contrast's normalized z~, eq. 4.3) the network t only has to learn log q(z|x), as in the AVB
+    authors' code. t is `jointkl.nets.build(arch, x_shape, 1, ..., extra_dim=latent_dim)`: z joins x (under
+    dcgan, after the conv trunk, which runs once per x however many draws of z)."""
+
+    def __init__(self, x_shape: int | tuple[int, ...], latent_dim: int, hidden: int, layers: int,
+                 add_prior: bool = True, arch: str = "mlp"):
+        super().__init__()
+        self.net, self.add_prior = build(arch, x_shape, 1, hidden, layers, extra_dim=latent_dim), add_prior
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        """x (B, ...) and z (K, B, d) -> T (K, B); x is shared by the K draws. z (B, d): one draw per row -> (B,)."""
+        if z.dim() == 2:
+            return self(x, z[None])[0]
+        k = z.shape[0]
+        t = repeat_call(self.net, x, k, z.flatten(0, 1)).view(k, -1)      # (K, B)
+        return t - standard_normal_log_prob(z) if self.add_prior else t

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointkl.errors import JointKLError
-from jointkl.nets import build, repeat_call
+from jointkl.nets import build, features, repeat_call
 
 Shape = int | tuple[int, ...]
 
@@ -176,11 +176,56 @@ class Implicit(Conditional):
         return _ImplicitDist(self.net, h, self.noise_dim, self.event_shape)
 
 
+class BernoulliPrior(nn.Module):
+    """p(h) = prod_i Bernoulli(h_i; sigmoid(logits_i)) with no parents, for a batch the size of its input's: the
+    learned top prior of a sigmoid belief net. `logits` is held, not registered: it is the model's parameter."""
+
+    def __init__(self, logits: nn.Parameter):
+        super().__init__()
+        self.held = [logits]
+
+    @property
+    def event_shape(self):
+        return tuple(self.held[0].shape)
+
+    def forward(self, batch: torch.Tensor) -> D.Distribution:
+        logits = self.held[0].expand(batch.shape[0], -1)
+        return D.Independent(D.Bernoulli(logits=logits, validate_args=False), 1)
+
+
+class OnFeatures(nn.Module):
+    """head(h(x)), h the last hidden layer of the network `body` (a discriminator's, shared with an encoder as in
+    DALI Sec. 4 and Chen et al.'s InfoGAN). Both are held, not registered: they are the model's own modules."""
+
+    def __init__(self, body: nn.Module, head: nn.Module):
+        super().__init__()
+        self.parts = (body, head)
+
+    @property
+    def event_shape(self):
+        return self.parts[1].event_shape
+
+    def forward(self, x: torch.Tensor) -> D.Distribution:
+        return self.parts[1](features(self.parts[0], x))
+
+
 def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int, arch: str = "mlp",
             batchnorm: bool = False, act: str = "leaky_relu") -> Conditional:
-    """p(x|z) for a data kind: Bernoulli pixels or a Gaussian with a learned global std."""
+    """p(x|z) for a data kind: Bernoulli pixels, a Gaussian with a learned global std, or a deterministic
+    generator x = G(z) ("dirac")."""
     if kind == "bernoulli":
         return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch, batchnorm=batchnorm, act=act)
     if kind == "gaussian":
         return Gaussian(in_dim, data_shape, hidden, layers, std="global", arch=arch, batchnorm=batchnorm, act=act)
-    raise ValueError(f"unknown decoder {kind!r}; choose bernoulli or gaussian")
+    if kind == "dirac":
+        return Dirac(in_dim, data_shape, hidden, layers, arch=arch, batchnorm=batchnorm, act=act)
+    raise ValueError(f"unknown decoder {kind!r}; choose bernoulli, gaussian or dirac")
+
+
+def encoder(kind: str, data_shape: Shape, latent_dim: int, hidden: int, layers: int, arch: str = "mlp") -> Conditional:
+    """q(z|x): a reparameterized Gaussian N(mu(x), diag sigma(x)^2) or a deterministic z = E(x) ("dirac")."""
+    if kind == "gaussian":
+        return Gaussian(data_shape, latent_dim, hidden, layers, arch=arch)
+    if kind == "dirac":
+        return Dirac(data_shape, latent_dim, hidden, layers, arch=arch)
+    raise ValueError(f"unknown encoder {kind!r}; choose gaussian or dirac")

@@ -23,7 +23,7 @@ import torch
 
 from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
 from jointkl.errors import JointKLError
-from jointkl.joints import Dirac, Gaussian, decoder
+from jointkl.joints import Dirac, decoder, encoder
 from jointkl.nets import MLP, check_arch
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import decoder_kind
@@ -58,14 +58,12 @@ class AAE(Declared):
             raise JointKLError(f"unknown AAE loss {c.loss!r}; choose one of nonsaturating, minimax")
         if c.encoder not in ("dirac", "gaussian"):
             raise JointKLError(f"unknown encoder {c.encoder!r}; choose dirac or gaussian")
-        kind = decoder_kind(c.decoder, self.data_kind)
-        if kind not in ("bernoulli", "gaussian", "dirac"):
-            raise JointKLError(f"unknown decoder {c.decoder!r}; choose auto, bernoulli, gaussian or dirac")
+        kind = decoder_kind(c.decoder, self.data_kind, ("bernoulli", "gaussian", "dirac"))
         check_arch(c.arch, self.data_shape)
         d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
-        self.q_z = Gaussian(shape, d, h, n, arch=arch) if c.encoder == "gaussian" else Dirac(shape, d, h, n, arch=arch)
+        self.q_z = encoder(c.encoder, shape, d, h, n, arch)
         g = dict(arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
-        self.p_x = Dirac(d, shape, h, n, **g) if kind == "dirac" else decoder(kind, d, shape, h, n, **g)
+        self.p_x = decoder(kind, d, shape, h, n, **g)
         self.D = MLP(d, 1, h, n)                                          # logit of D(z)
         q = Joint("q", x=Data(), z=Factor(self.q_z, given="x"))
         p = Joint("p", z=standard_normal(d),

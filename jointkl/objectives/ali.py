@@ -32,7 +32,7 @@ import torch
 
 from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
 from jointkl.errors import JointKLError
-from jointkl.joints import Dirac, Gaussian
+from jointkl.joints import decoder, encoder
 from jointkl.nets import build, check_arch
 from jointkl.objectives.registry import register
 
@@ -73,10 +73,9 @@ class ALI(Declared):
             raise JointKLError("loss=vi_full needs encoder=gaussian (eq. 40 has log q(z|x))")
         check_arch(c.arch, self.data_shape)
         d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
-        self.q_z = Gaussian(shape, d, h, n, arch=arch) if c.encoder == "gaussian" else Dirac(shape, d, h, n, arch=arch)
+        self.q_z = encoder(c.encoder, shape, d, h, n, arch)
         g = dict(arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
-        self.p_x = (Gaussian(d, shape, h, n, std="global", **g) if c.decoder == "gaussian"
-                    else Dirac(d, shape, h, n, **g))
+        self.p_x = decoder(c.decoder, d, shape, h, n, **g)
         self.D = build(arch, shape, 1, h, n, extra_dim=d)                # logit of D(x, z), eq. 38
         q = Joint("q", x=Data(), z=Factor(self.q_z, given="x"))
         p = Joint("p", z=standard_normal(d), x=Factor(self.p_x, given="z", squash=self.data_kind != "continuous"))

@@ -28,22 +28,20 @@ Adaptive Contrast as that estimator's `contrast="adaptive"` over `ac_samples` dr
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 import torch.distributions as D
-from torch import nn
 
 from jointkl.declare import KL, Adversarial, Data, Declaration, Declared, Extra, Factor, Joint, Player
 from jointkl.declare import standard_normal
 from jointkl.divergences.ais import ais_config, ais_log_likelihood
-from jointkl.divergences.importance import iwae_bound
-from jointkl.divergences.ratio import moment_match
+from jointkl.divergences.importance import kde_iwae, standard_normal_log_prob
+from jointkl.divergences.ratio import PriorCorrectedCritic, moment_match
 from jointkl.errors import JointKLError
 from jointkl.joints import Implicit, decoder
-from jointkl.nets import build, check_arch, repeat_call
+from jointkl.nets import check_arch
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import decoder_kind
 from jointkl.training.trainer import train_without_data
@@ -68,28 +66,6 @@ class AVBConfig:
     betas: tuple[float, float] = (0.5, 0.999)
 
 
-def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
-    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)             # (..., d) -> (...)
-
-
-class Adversary(nn.Module):
-    """T(x, z) = t(x, z) - log N(z; 0, I) (or t alone); optimal at log q(z|x) - log N(z; 0, I) (Prop. 1), where
-    N(0, I) is the prior, or r_0 of the normalized z~ with Adaptive Contrast (eq. 4.3)."""
-
-    def __init__(self, x_shape: int | tuple[int, ...], latent_dim: int, hidden: int, layers: int,
-                 add_prior: bool = True, arch: str = "mlp"):
-        super().__init__()
-        self.net, self.add_prior = build(arch, x_shape, 1, hidden, layers, extra_dim=latent_dim), add_prior
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """x (B, ...) and z (K, B, d) -> T (K, B); x is shared by the K draws. z (B, d): one draw per row -> (B,)."""
-        if z.dim() == 2:
-            return self(x, z[None])[0]
-        k = z.shape[0]
-        t = repeat_call(self.net, x, k, z.flatten(0, 1)).view(k, -1)      # (K, B)
-        return t - std_normal_log_prob(z) if self.add_prior else t
-
-
 @register
 class AVB(Declared):
     """Adversarial Variational Bayes: black-box encoder, adversary T(x, z), optional Adaptive Contrast (Alg. 1)."""
@@ -103,7 +79,7 @@ class AVB(Declared):
         self.q_z = Implicit(shape, d, c.noise_dim, c.hidden, c.layers, arch=c.arch)
         self.p_x = (decoder(decoder_kind(c.decoder, self.data_kind), d, shape, c.hidden, c.layers, c.arch)
                     if x_dim else None)                                    # no x: variational Bayes (AVBVI)
-        self.T = Adversary(shape, d, c.adv_hidden or c.hidden, c.layers, c.adv_prior, c.arch)
+        self.T = PriorCorrectedCritic(shape, d, c.adv_hidden or c.hidden, c.layers, c.adv_prior, c.arch)
         ac = c.adaptive_contrast
         est = Adversarial(net=self.T, name="T", player="adversary", steps=c.adv_steps, lr=c.lr_adv, betas=c.betas,
                           logs=("T_q", "T_p"), contrast="adaptive" if ac else None, samples=c.ac_samples if ac else 1)
@@ -149,26 +125,13 @@ class AVB(Declared):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
         if method == "iwae":
-            return torch.cat([self._iwae(xi[None], k, fit) for xi in x])
+            return torch.cat([kde_iwae(lambda z: self.log_lik(xi[None], z[:, None]).squeeze(1),
+                                       self.q_z(xi[None]).sample((fit,))[:, 0], k) for xi in x])
         k, out = max(k, self.cfg.ac_samples) if self.cfg.adaptive_contrast else k, []
         for xb in x.split(max(1, chunk // k)):
             z, z_t, kl_rp = self.draw(xb, k)                               # (k, b, d) twice, (b,)
             out.append((self.log_lik(xb, z) - self.T(xb, z_t)).mean(0) - kl_rp)
         return torch.cat(out)
-
-    def _iwae(self, x: torch.Tensor, k: int, fit: int, w: float = 0.1) -> torch.Tensor:
-        """log (1/k) sum p(x, z_i) / s(z_i|x), z_i ~ s = (1 - w) KDE(fit draws of q(z|x)) + w p(z); x is (1, ...)."""
-        c = self.q_z(x).sample((fit,))[:, 0]                               # (M, d) KDE centres
-        h = c.std(0, correction=1).clamp_min(1e-3) * fit ** (-1 / (c.shape[1] + 4))   # (d,) Scott's rule
-        from_prior = torch.rand(k, device=x.device) < w
-        eps = torch.randn(2, k, c.shape[1], device=x.device)              # (2, k, d)
-        z = torch.where(from_prior[:, None], eps[0], c[torch.randint(fit, (k,), device=x.device)] + h * eps[1])
-        log_kde = torch.cat([torch.logsumexp(D.Normal(c, h).log_prob(zb[:, None]).sum(-1), 1)
-                             for zb in z.split(max(1, 2**22 // fit))]) - math.log(fit)   # (k,)
-        log_s = torch.logaddexp(math.log(1 - w) + log_kde, math.log(w) + std_normal_log_prob(z))   # (k,)
-        log_w = self.log_lik(x, z[:, None]).squeeze(1) + std_normal_log_prob(z) - log_s         # (k,)
-        return iwae_bound(log_w[:, None])                                  # (1,)
-
 
 class AVBVI(AVB):
     """AVB as variational Bayes for an unnormalized log-density log_joint(z) (Sec. 5.1): a neural sampler
@@ -182,7 +145,7 @@ class AVBVI(AVB):
         self.log_joint = log_joint
 
     def log_lik(self, x, z):
-        return (self.log_joint(z.flatten(0, 1)).view(z.shape[:2]) - std_normal_log_prob(z))   # (K, B)
+        return (self.log_joint(z.flatten(0, 1)).view(z.shape[:2]) - standard_normal_log_prob(z))   # (K, B)
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from jointkl.declare import Labels, as_labels, one_hot
-from jointkl.divergences.importance import iwae_bound
+from jointkl.divergences.importance import chunked_bound
 from jointkl.errors import JointKLError
 from jointkl.objectives.registry import register
 from jointkl.objectives.vae import VAE, VAEConfig
@@ -41,7 +41,7 @@ class CVAE(VAE):
     def classes(self) -> int:
         return self.cfg.classes
 
-    def labels(self):
+    def label_factors(self):
         return {"y": Labels(self.cfg.classes)}, {"y": Labels(self.cfg.classes)}   # given with every x
 
     def condition(self, y):
@@ -89,15 +89,13 @@ class CVAE(VAE):
     @torch.no_grad()
     def conditional_bound(self, x: torch.Tensor, y: torch.Tensor, method: str, k: int, chunk: int = 100_000):
         """ELBO (mean of k log-weights) or IWAE bound (Burda et al. 2016) on log p(x|c), c = y. (B,)"""
-        out, b = [], max(1, chunk // max(k, 1))
-        for xb, yb in zip(x.split(b), y.split(b)):
+        def log_w(xb, yb):                                               # (k, b)
             c = self.condition(yb)[0]                                    # (b, classes)
             q = self.q_z(xb, c)
             z = q.sample((k,))                                           # (k, b, d)
-            log_w = (self.p_x(z.flatten(0, 1), c.repeat(k, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1)))
-                     .view(k, -1) + self.prior(1).log_prob(z) - q.log_prob(z))   # (k, b)
-            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
-        return torch.cat(out)
+            return (self.p_x(z.flatten(0, 1), c.repeat(k, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1)))
+                    .view(k, -1) + self.prior(1).log_prob(z) - q.log_prob(z))
+        return chunked_bound(log_w, method, k, chunk, x, y)
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, y=None) -> torch.Tensor:

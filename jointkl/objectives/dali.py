@@ -24,12 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Extra, Factor, Joint, Player
 from jointkl.declare import standard_normal
 from jointkl.errors import JointKLError
-from jointkl.joints import Dirac, Gaussian
+from jointkl.joints import Dirac, Gaussian, OnFeatures
 from jointkl.nets import build, check_arch, features
 from jointkl.objectives.registry import register
 
@@ -53,21 +52,6 @@ class DALIConfig:
     lr: float = 1e-3                       # G and E
     lr_d: float | None = None              # defaults to lr
     betas: tuple[float, float] = (0.5, 0.999)
-
-
-class OnFeatures(nn.Module):
-    """q(z|x) = E(h(x)), h D's last hidden layer (Sec. 4); held outside the model's modules (D and E are there)."""
-
-    def __init__(self, D: nn.Module, E: nn.Module):
-        super().__init__()
-        self.parts = (D, E)
-
-    @property
-    def event_shape(self):
-        return self.parts[1].event_shape
-
-    def forward(self, x):
-        return self.parts[1](features(self.parts[0], x))
 
 
 @register

@@ -28,15 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributions as D
-import torch.nn.functional as F
-from torch import nn
 
 from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, Prior
 from jointkl.declare import standard_normal
 from jointkl.errors import JointKLError
-from jointkl.joints import Dirac
-from jointkl.nets import MLP, features
+from jointkl.joints import Code, Dirac, OnFeatures, uniform_code
+from jointkl.nets import MLP
 from jointkl.objectives.registry import register
 
 
@@ -56,56 +53,6 @@ class InfoGANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
 
 
-class Code:
-    """The code c = [one-hot k, u]: k categorical over `n_cat` classes, u `n_cont` continuous entries; either
-    the prior (k uniform, u ~ U(-1, 1)) or Q's posterior (logits; Gaussian means and stds)."""
-
-    has_rsample = False
-
-    def __init__(self, n_cat: int, cat: D.Categorical | None, cont: D.Distribution | None, n: int = 0, ref=None):
-        self.n_cat, self.cat, self.cont, self.n, self.ref = n_cat, cat, cont, n, ref
-
-    def sample(self) -> torch.Tensor:                                # the prior's: k, then u, as Chen et al.
-        k = torch.randint(max(self.n_cat, 1), (self.n,), device=self.ref.device)
-        u = self.cont.sample()
-        one_hot = F.one_hot(k, self.n_cat).to(u.dtype) if self.n_cat else u[:, :0]
-        return torch.cat([one_hot, u], 1)                             # (n, code_dim)
-
-    def log_prob(self, c: torch.Tensor) -> torch.Tensor:
-        lp = torch.zeros(c.shape[0], device=c.device, dtype=c.dtype)
-        if self.cat is not None:
-            lp = lp + self.cat.log_prob(c[:, :self.n_cat].argmax(1))
-        if self.cont is not None:
-            lp = lp + self.cont.log_prob(c[:, self.n_cat:])
-        return lp
-
-    @property
-    def mean(self) -> torch.Tensor:
-        parts = ([self.cat.probs] if self.cat is not None else []) + ([self.cont.mean] if self.cont is not None else [])
-        return torch.cat(parts, 1)
-
-
-class QNet(nn.Module):
-    """Q(c|x): a categorical over the discrete code and a Gaussian over the continuous codes, from x or from D's
-    last hidden layer; held outside the model's modules (Q and D are there)."""
-
-    def __init__(self, model: "InfoGAN"):
-        super().__init__()
-        self.model = [model]
-
-    @property
-    def event_shape(self):
-        return (self.model[0].code_dim,)
-
-    def forward(self, x: torch.Tensor) -> Code:
-        m, c = self.model[0], self.model[0].cfg
-        out = m.Q(features(m.D, x) if c.q_on_disc_features else x)          # (B, n_cat + 2 n_cont)
-        logits, mu, s = out.split([c.n_categorical, c.n_continuous, c.n_continuous], 1)
-        cat = D.Categorical(logits=logits) if c.n_categorical else None
-        cont = D.Independent(D.Normal(mu, F.softplus(s) + c.min_std), 1) if c.n_continuous else None
-        return Code(c.n_categorical, cat, cont)
-
-
 @register
 class InfoGAN(Declared):
     """InfoGAN: GAN plus a code-inference net Q(c|x) on generated samples (Hu eq. 9; Chen et al. 2016)."""
@@ -123,24 +70,21 @@ class InfoGAN(Declared):
             raise JointKLError("n_categorical=1 is a constant code; use n_categorical >= 2 or 0")
         if c.q_on_disc_features and c.layers < 1:
             raise JointKLError("q_on_disc_features needs a hidden layer in D; set layers >= 1")
-        x_dim = int(torch.Size(self.data_shape).numel())
+        x_dim, feats = int(torch.Size(self.data_shape).numel()), c.q_on_disc_features
         self.code_dim = c.n_categorical + c.n_continuous
         self.G = Dirac(c.latent_dim + self.code_dim, self.data_shape, c.hidden, c.layers)
         self.D = MLP(x_dim, 1, c.hidden, c.layers)
-        q_out = c.n_categorical + 2 * c.n_continuous                 # logits, then means and std logits
         # on D's features Q is a linear head (Chen et al.); otherwise a net of its own reading x
-        self.Q = MLP(c.hidden, q_out, c.hidden, 0) if c.q_on_disc_features else MLP(x_dim, q_out, c.hidden, c.layers)
-
-        def code_prior(n, ref):
-            u = D.Independent(D.Uniform(-ref.new_ones(n, c.n_continuous), ref.new_ones(n, c.n_continuous)), 1)
-            return Code(c.n_categorical, None, u, n, ref)
-        p = Joint("p", z=standard_normal(c.latent_dim), c=Prior(code_prior, self.code_dim),
+        q_in, q_layers = (c.hidden, 0) if feats else (x_dim, c.layers)
+        self.Q = MLP(q_in, c.n_categorical + 2 * c.n_continuous, c.hidden, q_layers)   # logits, means, std logits
+        q_c = Code(q_in, c.n_categorical, c.n_continuous, net=self.Q, min_std=c.min_std)
+        p = Joint("p", z=standard_normal(c.latent_dim), c=Prior(uniform_code(c.n_categorical, c.n_continuous),
+                                                                self.code_dim),
                   x=Factor(self.G, given=("z", "c"), squash=self.data_kind != "continuous"))
-        q = Joint("q", x=Data(), c=Factor(QNet(self), given="x"))
+        q = Joint("q", x=Data(), c=Factor(OnFeatures(self.D, q_c) if feats else q_c, given="x"))
         info = c.info * NLL(q, "c", under=p, name="info_nll")       # Chen et al.'s bound on I(c; x), minus H(c)
         # with Q on D's features, D's shared body learns the info term too (Chen et al.'s code)
-        adv = Adversarial(gen_loss=c.loss, net=self.D, lr=c.lr_d or c.lr, betas=c.betas,
-                          also=[c.info * NLL(q, "c", under=p, name="info_nll")] if c.q_on_disc_features else [])
+        adv = Adversarial(gen_loss=c.loss, net=self.D, lr=c.lr_d or c.lr, betas=c.betas, also=[info] if feats else [])
         return Declaration(p, q, [Player("gen", [self.G, self.Q], [KL(p, q, on="x", estimator=adv, name="adv"), info],
                                          c.lr, c.betas)])
 

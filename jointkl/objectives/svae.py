@@ -45,7 +45,7 @@ class SVAE(CVAE):
     critic_labels = False                               # D(x) sees x alone: samples carry no label
     log_names = {"x": "bound", "y": "bound", "z": "bound"}   # -L(x, c) or -U(x), summed over its pieces
 
-    def labels(self):
+    def label_factors(self):
         c = self.cfg
         self.q_y = Categorical(self.data_shape, c.classes, c.hidden, c.layers, arch=c.arch)   # conv under dcgan
         return {"y": Partial(self.q_y, c.classes)}, {"y": uniform_labels(c.classes)}

@@ -51,8 +51,14 @@ class VAEConfig:
     lr_d: float | None = None   # D's learning rate (aa only); defaults to lr
 
 
-def decoder_kind(choice: str, data_kind: str) -> str:
-    return ("gaussian" if data_kind == "continuous" else "bernoulli") if choice == "auto" else choice
+def decoder_kind(choice: str, data_kind: str, allowed: tuple[str, ...] = ("bernoulli", "gaussian")) -> str:
+    """The family of p(x|z): `choice`, or for "auto" Gaussian on continuous data and Bernoulli otherwise. A model
+    whose loss needs log p(x|z) (the ELBO) allows only those two."""
+    kind = ("gaussian" if data_kind == "continuous" else "bernoulli") if choice == "auto" else choice
+    if kind not in allowed:
+        why = "" if "dirac" in allowed else " (a deterministic decoder has no density: aae and ali take dirac)"
+        raise JointKLError(f"unknown decoder {choice!r}; choose auto, {', '.join(allowed)}{why}")
+    return kind
 
 
 @register
@@ -64,7 +70,7 @@ class VAE(Declared):
     critic_labels = True        # the AA critic reads the label too (svae: False, D(x) alone)
     log_names = {"x": "rec", "z": "kl"}
 
-    def labels(self) -> tuple[dict, dict]:
+    def label_factors(self) -> tuple[dict, dict]:
         """The label factor of q and of p, by name (cvae, svae); built after the other networks."""
         return {}, {}
 
@@ -83,7 +89,7 @@ class VAE(Declared):
                 self.D = build(c.arch, self.data_shape, 1, c.hidden, c.layers, extra_dim=k if self.critic_labels else 0)
             aa = Activation(Adversarial(net=self.D, lr=c.lr_d or c.lr), c.aa_temperature, c.aa_weight,
                             ("x", *y) if self.critic_labels else ("x",))
-        q_y, p_y = self.labels()
+        q_y, p_y = self.label_factors()
         q = Joint("q", x=Data(), **q_y, z=Factor(self.q_z, given=("x", *y)))
         p = Joint("p", **p_y, z=standard_normal(c.latent_dim), x=Factor(self.p_x, given=("z", *y)))
         elbo = KL(q, p, names=self.log_names, activation=aa)              # -ELBO, Su eq. 7

@@ -28,14 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributions as D
 import torch.nn.functional as F
 from torch import nn
 
-from jointkl.declare import NLL, Data, Declaration, Declared, Extra, Factor, Joint, Player
-from jointkl.divergences.importance import iwae_bound
+from jointkl.declare import NLL, Data, Declaration, Declared, Draws, Extra, Factor, Joint, Player
+from jointkl.divergences.importance import chunked_bound
 from jointkl.errors import JointKLError
-from jointkl.joints import Bernoulli
+from jointkl.joints import Bernoulli, BernoulliPrior
 from jointkl.objectives.registry import register
 
 MAX_EXACT_BITS = 20
@@ -50,27 +49,6 @@ class WakeSleepConfig:
     lr: float = 1e-3                # wake (generative) rate
     lr_sleep: float | None = None   # sleep (recognition) rate; defaults to lr
     betas: tuple[float, float] = (0.9, 0.999)
-
-
-def bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """sum_i log Bernoulli(value_i; sigmoid(logits_i)) over the trailing dims (grey values: the cross-entropy)."""
-    return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").flatten(1).sum(1)
-
-
-class TopPrior(nn.Module):
-    """p(h_L): Bernoulli units with the model's learned logits; held outside its modules (the logits are there)."""
-
-    def __init__(self, model: "WakeSleep"):
-        super().__init__()
-        self.model = [model]
-
-    @property
-    def event_shape(self):
-        return (self.model[0].cfg.latent_dim,)
-
-    def forward(self, batch: torch.Tensor) -> D.Distribution:
-        logits = self.model[0].prior_logits.expand(batch.shape[0], -1)
-        return D.Independent(D.Bernoulli(logits=logits, validate_args=False), 1)
 
 
 @register
@@ -92,7 +70,7 @@ class WakeSleep(Declared):
         self.p_x = Bernoulli(d, data_shape, cfg.hidden, cfg.layers)                      # p(x | h_1)
         self.q_h = nn.ModuleList(Bernoulli(x_dim if l == 0 else d, d, cfg.hidden, cfg.layers) for l in range(L))
         h = [f"h{l + 1}" for l in range(L)]                                              # h1 next to x
-        p = {h[-1]: Factor(TopPrior(self))}
+        p = {h[-1]: Factor(BernoulliPrior(self.prior_logits))}                     # p(h_L)
         for l in reversed(range(L - 1)):
             p[h[l]] = Factor(self.p_h[l], given=h[l + 1])
         p = Joint("p", **p, x=Factor(self.p_x, given=h[0]))
@@ -112,7 +90,7 @@ class WakeSleep(Declared):
     # --- the two joints: hs = [h_1, ..., h_L], each (B, d) ------------------------------------------
     def log_p_h(self, hs: list[torch.Tensor]) -> torch.Tensor:
         """log p(h_1..h_L). (B,)"""
-        lp = bernoulli_log_prob(self.prior_logits.expand_as(hs[-1]), hs[-1])
+        lp = self.decl.p[f"h{len(hs)}"].net(hs[-1]).log_prob(hs[-1])
         for l, p in enumerate(self.p_h):                                   # p_h[l] = p(hs[l] | hs[l + 1])
             lp = lp + p(hs[l + 1]).log_prob(hs[l])
         return lp
@@ -127,23 +105,10 @@ class WakeSleep(Declared):
 
     def infer(self, x: torch.Tensor) -> list[torch.Tensor]:
         """h ~ q(h|x), bottom-up."""
-        hs = []
-        for q in self.q_h:
-            hs.append(q(hs[-1] if hs else x).sample())                     # (B, d)
-        return hs
+        s = Draws(self.decl.q, {"x": x})
+        return [s[f"h{l + 1}"] for l in range(self.cfg.stochastic_layers)]           # (B, d) each
 
-    def dream(self, n: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(x, h) ~ p(x, h), top-down."""
-        hs = [D.Bernoulli(logits=self.prior_logits.expand(n, -1)).sample()]  # [h_L]
-        for p in reversed(self.p_h):
-            hs.insert(0, p(hs[0]).sample())
-        return self.p_x(hs[0]).sample(), hs
-
-    # --- capabilities --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n):
-        return self.dream(n)[0]
-
+    # --- capabilities (`sample(n)`: x ~ p(x, h), top-down, from the declared joint) ----------------------
     @torch.no_grad()
     def encode(self, x):
         """q(h_1 = 1 | x), the recognition probabilities of the first latent layer. (B, d)"""
@@ -162,13 +127,12 @@ class WakeSleep(Declared):
             return self.exact_log_likelihood(x)
         if method not in ("elbo", "iwae"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or exact")
-        out = []
-        for xb in x.split(max(1, chunk // max(k, 1))):
-            xk = xb.repeat(k, *[1] * (xb.dim() - 1))                       # (k*B, *shape)
+
+        def log_w(xb):                                                     # (k, b)
+            xk = xb.repeat(k, *[1] * (xb.dim() - 1))                       # (k*b, *shape)
             hs = self.infer(xk)
-            log_w = (self.log_p(xk, hs) - self.log_q(xk, hs)).view(k, -1)  # (k, B)
-            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
-        return torch.cat(out)
+            return (self.log_p(xk, hs) - self.log_q(xk, hs)).view(k, -1)
+        return chunked_bound(log_w, method, k, chunk, x)
 
     def all_latents(self, start: int = 0, stop: int | None = None) -> list[torch.Tensor]:
         """Latent configurations number start..stop-1 of h_1..h_L (binary expansion), as L tensors (M, d)."""

@@ -9,7 +9,7 @@ import re
 
 import torch
 
-from jointkl import data
+from jointkl import data, presets
 from jointkl.api import load
 from jointkl.eval.recon import reconstruction_mse
 from jointkl.objectives import MODELS
@@ -17,27 +17,14 @@ from jointkl.plots import save_samples
 from jointkl.reproduce.base import Context, Job, Result, Row, Table, image_nets, nets_name, register
 from jointkl.reproduce.su_ali import grid_rows
 
-# DCGAN's generator (batch norm and ReLU in G's hidden layers; D and E keep LeakyReLU), the same for every method.
-# DALI at the full scale, seeds 0-4: LeakyReLU G without batch norm 20-23 modes / 74-78 % (seeds 0-3), with batch
-# norm 24.4 / 82.4 %, with batch norm and ReLU 25.0 / 88.9 %
-GRID = dict(batch_size=256, latent_dim=2, layers=3, lr=1e-3, betas=(0.5, 0.999), g_batchnorm=True, g_act="relu",
-            log_every=250)
-TABLE2 = {                       # label -> model, its options, paper's modes, paper's % high quality
-    "GAN": ("gan", {}, 3.3, 0.5),
-    "ALI": ("ali", {}, 15.84, 1.6),
-    # mu(x) and sigma(x) from two networks, as the paper's Sec. 4 builds E (with the LeakyReLU G, one shared net with
-    # two output halves gave 23.6 modes at 82.0 %, two nets 24.4 at 82.4 %); its lr depends on the scale (DALI_LR)
-    "DALI": ("dali", {"separate_heads": True}, 25.0, 81.1),
-    # eq. 8's unbounded T makes the f game unstable at 1e-3 (full scale: 2 of 5 seeds collapsed, 1 overflowed
-    # exp(T - 1)); at DCGAN's 2e-4 all 5 trained: 24.8 modes, 55.5 % high quality
-    "DALI-f": ("dali", {"variant": "f", "lr": 2e-4}, 25.0, 66.4),
-    # not in the paper's table (the issue's "if cheap"): samples G(z), z ~ p(z), of an adversarial autoencoder
-    "AAE": ("aae", {"decoder": "dirac"}, None, None),
+# Table 2's runs are the presets of jointkl/presets (their nets, steps and lrs, per scale, with the reasons).
+TABLE2 = {                       # label -> preset, paper's modes, paper's % high quality
+    "GAN": ("gan/grid25", 3.3, 0.5),
+    "ALI": ("ali/grid25", 15.84, 1.6),
+    "DALI": ("dali/grid25", 25.0, 81.1),
+    "DALI-f": ("dali/grid25-f", 25.0, 66.4),
+    "AAE": ("aae/grid25", None, None),   # not in the paper's table: samples G(z), z ~ p(z), of an AAE
 }
-# DALI's lr per scale. Over 20,000 steps 1e-3 let a seed fold G's map early and keep a hole of interior modes
-# (seeds 5-9: 17, 25, 21, 25, 25); 5e-4 gave 24 and 25 on seeds 5 and 7 and 25 on fresh seeds 10-19. Over 4,000
-# steps 5e-4 is too slow (23.8 modes, 9.0 % high quality against 25.0 / 47.6 % at 1e-3)
-DALI_LR = dict(quick=1e-3, default=1e-3, full=5e-4)
 # D learns 4x slower than the rest: at equal rates every adversary on mnist5k won outright (D loss ~0.01)
 # and the generators collapsed to one image
 MNIST = dict(batch_size=100, latent_dim=16, layers=2, lr=2e-4, lr_d=5e-5, betas=(0.5, 0.999), log_every=250)
@@ -57,33 +44,33 @@ def _run(out: Path, label: str, seed: int) -> Path:
     return out / f"{re.sub(r'[^A-Za-z0-9]+', '-', label).strip('-')}-seed{seed}"
 
 
+def _preset_jobs(ctx: Context, out: Path, spec: dict) -> list[Job]:
+    """Every seed of every row's preset at this context's scale."""
+    jobs = []
+    for label, (name, *_) in spec.items():
+        p = presets.get(name)
+        opts = p.at(ctx.scale)
+        jobs += [Job(p.model, p.data, _run(out, label, s), {**opts, "seed": s, "ckpt_every": opts["steps"]})
+                 for s in range(ctx.seeds) if p.model in MODELS]
+    return jobs
+
+
 def _jobs(out: Path, spec: dict, dataset: str, common: dict, seeds: int) -> list[Job]:
     return [Job(m, dataset, _run(out, label, s), {**common, **o, "seed": s, "ckpt_every": common["steps"]})
             for label, (m, o, *_) in spec.items() if m in MODELS for s in range(seeds)]
 
 
-def _table2_settings(ctx: Context) -> tuple[int, int, dict]:
-    """Steps, hidden units and lr decay of Table 2's runs at this scale."""
-    steps, hidden = ctx.pick(2000, 4000, 20000), ctx.pick(128, 128, 256)
-    decay = ctx.pick({}, {"lr_decay": 0.1})                 # PAPER-NOTES' calibration: lr decayed linearly to 0.1x
-    return steps, hidden, decay
-
-
 def dali_table2_jobs(ctx: Context, out: Path) -> list[Job]:
-    steps, hidden, decay = _table2_settings(ctx)
-    model, opts, *paper = TABLE2["DALI"]
-    spec = {**TABLE2, "DALI": (model, {**opts, "lr": DALI_LR[ctx.scale]}, *paper)}
-    return _jobs(out, spec, "grid25", {**GRID, "hidden": hidden, "steps": steps, **decay}, ctx.seeds)
+    return _preset_jobs(ctx, out, TABLE2)
 
 
 def dali_table2(ctx: Context, out: Path) -> Result:
     """Modes captured and % high-quality samples (VEEGAN protocol, 2,500 samples) on grid25; at the full
     scale the issue's setting: 20,000 steps, 3x256 nets."""
-    scale, seeds = ctx.scale, ctx.seeds
-    steps, hidden, decay = _table2_settings(ctx)
+    seeds = ctx.seeds
     rows, figs = [], []
-    for label, (model, _, paper_modes, paper_hq) in TABLE2.items():
-        if model in MODELS:
+    for label, (name, paper_modes, paper_hq) in TABLE2.items():
+        if presets.get(name).model in MODELS:
             r, f = grid_rows(out, label, [_run(out, label, s) for s in range(seeds)], (paper_modes, paper_hq),
                               expected=True)
             rows, figs = rows + r, figs + f
@@ -91,11 +78,11 @@ def dali_table2(ctx: Context, out: Path) -> Result:
             rows += [Row(label, "modes (of 25)", [], paper_modes), Row(label, "% high quality", [], paper_hq)]
     dali_modes, dali_hq = [r for r in rows if r.method.split(" (")[0] == "DALI"][:2]   # label may name a diverged seed
     ok = dali_modes.mean >= 24.5 and dali_hq.mean >= 80.0
-    dali_lr = f"{DALI_LR[scale]:.0e}".replace("e-0", "e-")              # 5e-4, not 0.0005
-    pending = [label for label, (m, *_) in TABLE2.items() if m not in MODELS]
-    note = (f"{ctx.capped(steps)} steps, MLPs 3x{hidden} (G: batch norm and ReLU, as DCGAN's), latent 2, batch 256, "
-            f"Adam(0.5, 0.999) lr 1e-3 (DALI {dali_lr}, DALI-f 2e-4; {'decayed linearly to 0.1x' if decay else 'no lr decay'}), "
-            f"{seeds} seed(s). Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
+    pending = [label for label, (name, *_) in TABLE2.items() if presets.get(name).model not in MODELS]
+    settings = "; ".join(f"{label}: preset {name} ({presets.get(name).describe(ctx.scale)})"
+                         for label, (name, *_) in TABLE2.items())
+    note = (f"{settings}; {seeds} seed(s), at most {ctx.capped(presets.get('dali/grid25').at(ctx.scale)['steps'])} "
+            "steps. Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
             f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's GAN and ALI numbers come from "
             "VEEGAN's older baselines; ours use the same nets and optimizer as DALI. AAE is not in the paper's "
             "table: its samples are its deterministic decoder's G(z), z ~ p(z), on the same nets. 'modes, mean over "

@@ -32,8 +32,8 @@ DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 2000               # outer iterations; each runs every player's update(s)
-    batch_size: int = 128
-    seed: int = 0
+    batch_size: int = 128           # rows per step (per process under torchrun)
+    seed: int = 0                   # seeds the network's initialization, the batches and every draw
     binarize: str = "none"          # none | fixed (one draw, seed 0) | dynamic (fresh draw per batch)
     train_fraction: float = 1.0     # train on the first fraction of the training set (Hu Table 3)
     lr_decay: float = 1.0           # every player's lr decays linearly to lr_decay x its own by the last step
@@ -41,7 +41,7 @@ class TrainConfig:
     log_every: int = 50             # loss rows in metrics.csv / TensorBoard
     sample_every: int = 0           # PNG sample grid every K steps (0: only at the end)
     ckpt_every: int = 500           # checkpoint every K steps (and at the end)
-    keep_ckpts: int = 3
+    keep_ckpts: int = 3             # checkpoints kept (the newest)
     device: str = "auto"            # auto (CUDA if present) | cpu | cuda[:i] | mps
     threads: int = 0                # torch.set_num_threads; 0: cores / processes under torchrun, else torch's default
 
@@ -285,3 +285,35 @@ def from_dict(cls, d: dict):
     since removed) are ignored, missing ones take their defaults."""
     h = _hints(cls)
     return _build(cls, {k: _coerce(v, h[k], k) for k, v in d.items() if k in h})
+
+
+def option_help(cls) -> dict[str, str]:
+    """Each field's one-line meaning: the comment after it in its dataclass's source (the closest class in the
+    MRO that defines it), '' where it has none. Written once, beside the default it explains."""
+    import inspect
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for line in src.splitlines():
+            m = re.match(r"\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$", line)
+            if m and m.group(1) in {f.name for f in fields(cls)}:
+                out[m.group(1)] = (m.group(2) or "").strip()
+    return {f.name: out.get(f.name) or COMMON_HELP.get(f.name, "") for f in fields(cls)}
+
+
+COMMON_HELP = {           # what a field of this name means in every model that has it
+    "latent_dim": "size of the latent z",
+    "hidden": "units per hidden layer of every network",
+    "layers": "hidden layers per network",
+    "lr": "Adam learning rate of the model's players",
+    "lr_d": "the discriminator's learning rate (default: lr)",
+    "betas": "Adam's (beta1, beta2)",
+    "arch": "mlp | dcgan (conv nets; image data only)",
+    "g_batchnorm": "batch norm in the generator's hidden layers (DCGAN)",
+    "g_act": "the generator's hidden activation: leaky_relu | relu",
+}

@@ -58,3 +58,10 @@ def test_trains_samples_and_loads_back_bitwise(tmp_path, name):
     assert x.shape == (5, *shape)
     torch.manual_seed(0)
     assert torch.equal(loaded.sample(5), x)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_labels_flag_is_a_bool(name):
+    """`labels` tells the trainer and the evaluations whether a model reads labels; a method or other object of
+    that name (always truthy) would make every model look labelled."""
+    assert isinstance(MODELS[name].labels, bool)
