@@ -32,9 +32,12 @@ Estimators:
         pairs) from samples of a, so its logit estimates log b - log a (Su eq. 16-18); "f-kl" trains it on the KL
         value function of DALI eq. 8 instead. The term's player minimizes `gen_loss` of the logits of a's
         samples: "nonsaturating" E softplus(-logit), "minimax" -E softplus(logit), "kl" -E logit (the KL
-        estimate itself); when both sides learn (ALI), a function of both logits (Su eqs. 41-43, `pair_loss`).
+        estimate itself); when both sides learn (ALI), a function of both logits (Su eqs. 41-43, `pair_loss`),
+        except "kl", which stays -E logit on a's samples (VEEGAN: b's side gets no adversarial gradient).
         For a ratio piece of an expanded KL (`estimate=`), T tells a's samples (positive) from a's sample with
         the variable redrawn from b's factor, so T estimates the piece's integrand log a - log b (AVB Prop. 1).
+        Options for any model: `spectral_norm` (SN-GAN, Miyato et al. 2018) and `unroll` (Unrolled GAN, Metz et
+        al. 2017); a model's Config with a field of that name sets it on its estimators (`ESTIMATOR_OPTIONS`).
     Activation(adversarial, temperature, weight)   adversary activation of a KL term (Hu eq. 17)
 """
 from __future__ import annotations
@@ -46,6 +49,8 @@ import torch
 import torch.distributions as D
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from jointkl.divergences.importance import discriminator_weights, iwae_bound
 from jointkl.divergences.kl import kl as kl_divergence
@@ -205,6 +210,16 @@ class Joint:
 # ---- estimators and terms -------------------------------------------------------------------------------
 
 GEN_LOSSES = ("nonsaturating", "minimax", "kl", "vi")
+ESTIMATOR_OPTIONS = ("spectral_norm", "unroll", "unroll_lr")   # Config fields that set every Adversarial's option
+
+
+@dataclass(frozen=True)
+class EstimatorOptions:
+    """The estimator options as a model's config fields (a config inherits them: `jointkl train gan
+    spectral_norm=true unroll=3`); they apply to every adversarial term of the model (`Adversarial`)."""
+    spectral_norm: bool = False                      # SN-GAN: spectral normalization of every discriminator layer
+    unroll: int = 0                                  # Unrolled GAN: D steps unrolled into the generator's loss
+    unroll_lr: float | None = None                   # step of the unrolled D updates (None: D's lr)
 
 
 @dataclass
@@ -212,7 +227,19 @@ class Adversarial:
     """A discriminator estimating log b - log a (see the module docstring). `net`: the network (built from the
     variables' shapes when None, `hidden` x `layers`); `name`: its attribute; `player`: its player; `steps`, `lr`,
     `betas`: its player's updates per outer step and optimizer; `iw`: importance-weight the generator's
-    per-sample losses by softmax(logit) over the batch (IWGAN, Hu eq. 16)."""
+    per-sample losses by softmax(logit) over the batch (IWGAN, Hu eq. 16).
+
+    `spectral_norm`: every Linear and Conv layer of the discriminator (derived or given) divides its weight by
+    its largest singular value, estimated by one power iteration per training forward pass
+    (`torch.nn.utils.parametrizations.spectral_norm`; a conv kernel as its (out, in*k*k) matrix; Miyato et
+    al. 2018 Sec. 2). SN-GAN is the GAN with it.
+    `unroll`: k > 0 computes the term's generator-side loss with the discriminator's parameters after k
+    differentiable updates of its own loss on the same draws (Metz et al. 2017 Sec. 2.2: f_K = f(theta_G,
+    theta_D^K(theta_G, theta_D))). Gradients flow through the unrolled steps into the generator (second order,
+    as Metz et al. do). The unrolled steps are plain gradient descent with step `unroll_lr` (None: the
+    discriminator player's lr) -- Metz et al.'s code unrolls D's own Adam from its current moments, which a
+    model does not see. The unrolled parameters are a function of the real ones: the discriminator's own player,
+    its parameters and its buffers (e.g. spectral norm's u, v) are unchanged. k = 0 is the plain term."""
     value: str = "logistic"
     gen_loss: str = "nonsaturating"
     net: nn.Module | None = None
@@ -228,8 +255,15 @@ class Adversarial:
     also: list = field(default_factory=list)         # more terms the discriminator's player minimizes, on its draws
     contrast: str | None = None                      # "adaptive": AVB's Adaptive Contrast (ratio pieces, eq. 4.2-4.3)
     samples: int = 1                                 # draws per x under Adaptive Contrast (its moments)
+    spectral_norm: bool = False                      # SN-GAN: spectral normalization of D's layers
+    unroll: int = 0                                  # Unrolled GAN: D steps unrolled into the generator's loss
+    unroll_lr: float | None = None                   # the unrolled steps' gradient-descent step (None: D's lr)
 
     def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Refuse bad option values, one line each."""
         if self.value not in ("logistic", "f-kl"):
             raise JointKLError(f"unknown adversarial value {self.value!r}; choose logistic or f-kl")
         if self.gen_loss not in GEN_LOSSES:
@@ -238,6 +272,25 @@ class Adversarial:
             raise JointKLError(f"unknown contrast {self.contrast!r}; choose None or adaptive")
         if self.samples < 1 or (self.contrast == "adaptive" and self.samples < 2):
             raise JointKLError(f"samples={self.samples}: Adaptive Contrast needs at least 2 draws per x for its moments")
+        if not isinstance(self.spectral_norm, bool):
+            raise JointKLError(f"spectral_norm={self.spectral_norm!r}: set spectral_norm=true or spectral_norm=false")
+        if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 0:
+            raise JointKLError(f"unroll={self.unroll!r}: set an integer >= 0, the discriminator steps unrolled into "
+                               "the generator's loss (0: none; Metz et al. use 5)")
+        if self.unroll_lr is not None and not self.unroll_lr > 0:
+            raise JointKLError(f"unroll_lr={self.unroll_lr}: set a step > 0 for the unrolled discriminator updates, "
+                               "or None for the discriminator's lr")
+
+
+SN_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def spectral_normalize(net: nn.Module) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018) on every Linear and Conv layer of `net`, in place, once."""
+    for m in [m for m in net.modules() if isinstance(m, SN_LAYERS)]:
+        if not parametrize.is_parametrized(m, "weight"):
+            _spectral_norm(m)
+    return net
 
 
 @dataclass
@@ -410,6 +463,7 @@ class Declared(Objective):
     def __init__(self, cfg, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
         self.decl = self.declare()
+        self._estimator_options()
         self.shapes = {"x": tuple(data_shape)}
         names = {id(m): n for n, m in self._modules.items()}
         for j in (self.decl.p, self.decl.q):
@@ -439,6 +493,28 @@ class Declared(Objective):
     def declare(self) -> Declaration:
         raise NotImplementedError
 
+    def _estimator_options(self) -> None:
+        """A Config field named in ESTIMATOR_OPTIONS sets that option on the declaration's estimators:
+        `spectral_norm=true` on every discriminator; `unroll`, `unroll_lr` on every adversarial KL term's
+        (the only place they apply). A default value (false, 0, None) leaves the declared option as it is."""
+        opts = {k: getattr(self.cfg, k) for k in ESTIMATOR_OPTIONS if hasattr(self.cfg, k)}
+        if not opts:
+            return
+        for pl in self.decl.players:
+            for t in pl.minimize:
+                if not isinstance(t, KL):
+                    continue
+                others = [*t.estimate.values(), *([t.activation.adversarial] if t.activation else [])]
+                for est in [e for e in (t.estimator, *others) if e is not None]:
+                    if opts.get("spectral_norm"):
+                        est.spectral_norm = opts["spectral_norm"]
+                    if est is t.estimator:
+                        if opts.get("unroll"):
+                            est.unroll = opts["unroll"]
+                        if opts.get("unroll_lr") is not None:
+                            est.unroll_lr = opts["unroll_lr"]
+                    est.check()
+
     # --- derivation ---------------------------------------------------------------------------------------
     def _shape(self, joint: Joint, var: str) -> tuple[int, ...]:
         f = joint[var]
@@ -461,6 +537,13 @@ class Declared(Objective):
             est.net = build(getattr(self.cfg, "arch", "mlp"), shapes[0], 1, est.hidden, est.layers, extra_dim=extra)
         if not hasattr(self, est.name):
             setattr(self, est.name, est.net)
+        if est.unroll and (contrast is not None or any(est is t.activation.adversarial for pl in self.decl.players
+                                                       for t in pl.minimize if getattr(t, "activation", None))):
+            where = f"the ratio piece of {contrast}" if contrast else "an activation"
+            raise JointKLError(f"unroll={est.unroll} applies to an adversarial KL term (KL(..., estimator="
+                               f"Adversarial(unroll=k))), not to {where}; set unroll=0 there")
+        if est.spectral_norm:
+            spectral_normalize(getattr(self, est.name))
         return Disc(est, a, b, vars_, contrast)
 
     def _derive(self, t: Term) -> list[Piece]:
@@ -513,8 +596,9 @@ class Declared(Objective):
             elif a_const and not a.trained(v) and b[v].kind == "data":
                 continue                                    # both sides fixed: a constant
             else:
-                side = a.name if not a.has_density(v) else b.name
-                raise JointKLError(f"KL({a.name} || {b.name}): log {side}({v}|.) has no density ({(a if side == a.name else b)[v].kind}) "
+                # the side to name: the one whose missing density matters (a's data or prior is a constant)
+                j = a if not a.has_density(v) and not a_const else b
+                raise JointKLError(f"KL({a.name} || {b.name}): log {j.name}({v}|.) has no density ({j[v].kind}) "
                                    f"and is not constant; give KL(..., estimate={{'{v}': Adversarial()}})")
         if act is not None:
             pieces[0].activation = act                      # the first piece carries the term's activation
@@ -671,13 +755,14 @@ class Declared(Objective):
                 self._old[pc.var] = v.detach()
             return (v - self._old[pc.var]).pow(2).flatten(1).mean(1)
         d = pc.disc
-        if pc.kind == "adv" and self._both_trained(d):     # both joints learn: Su eqs. 41-43 on both logits
+        w = self._unrolled(d, at) if pc.kind == "adv" and d.est.unroll else None   # Metz et al. Sec. 2.2
+        if pc.kind == "adv" and self._both_trained(d) and d.est.gen_loss != "kl":   # Su eqs. 41-43, both logits
             if d.b is self.decl.q:                          # the inference joint's pair first
-                lb = self._logit(d, at(d.b))
-                la = self._logit(d, at(d.a))
+                lb = self._logit(d, at(d.b), params=w)
+                la = self._logit(d, at(d.a), params=w)
             else:
-                la = self._logit(d, at(d.a))
-                lb = self._logit(d, at(d.b))
+                la = self._logit(d, at(d.a), params=w)
+                lb = self._logit(d, at(d.b), params=w)
             logs[d.est.logs[0]], logs[d.est.logs[1]] = lb.mean(), la.mean()
             return pair_loss(lb, la, d.est.gen_loss)
         s = at(d.a)
@@ -685,7 +770,7 @@ class Declared(Objective):
             z_t, r = self._contrast(d, s[pc.var])
             kl_rp = D.kl_divergence(r, d.b[pc.var].dist(r.batch_shape[0], s.x))          # (B,)
             return self._logit(d, s, {pc.var: z_t}) + kl_rp.repeat(d.est.samples)
-        logit = self._logit(d, s)                           # (B,)
+        logit = self._logit(d, s, params=w)                 # (B,)
         if pc.kind == "ratio":                              # T estimates the integrand log a - log b itself
             return logit
         if d.est.gen_loss == "kl":
@@ -709,10 +794,37 @@ class Declared(Objective):
             return f.dist(s.x.shape[0], s.x)
         return f(s)
 
-    def _logit(self, d: Disc, s: Draws, override: dict | None = None) -> torch.Tensor:
+    def _logit(self, d: Disc, s: Draws, override: dict | None = None, params: dict | None = None) -> torch.Tensor:
+        """The discriminator's logits at s (`override`: other values of some variables; `params`: the net's
+        parameters and buffers by name, e.g. unrolled ones). (B,)"""
         net = getattr(self, d.est.name)                     # by name: a module swapped in later is used
         override = override or {}
-        return net(*(override[v] if v in override else s[v] for v in self._input_order(d))).reshape(-1)
+        inputs = tuple(override[v] if v in override else s[v] for v in self._input_order(d))
+        out = net(*inputs) if params is None else torch.func.functional_call(net, params, inputs)
+        return out.reshape(-1)
+
+    def _unrolled(self, d: Disc, at) -> dict:
+        """The discriminator's parameters after `unroll` gradient-descent steps on its own loss at this update's
+        draws of both joints (drawn as its player would: the inference joint's first), each step
+        differentiable, so the generator's gradient flows through them (Metz et al. 2017 Sec. 2.2); its buffers
+        are copies, so the real ones stay as they are."""
+        net = getattr(self, d.est.name)
+        params = dict(net.named_parameters())
+        buffers = {k: b.clone() for k, b in net.named_buffers()}
+        sa, sb = at(d.a), at(d.b)
+        for s in ((sb, sa) if d.b is self.decl.q else (sa, sb)):
+            for v in d.vars:
+                s[v]
+        lr = d.est.unroll_lr or d.est.lr or self._first_player(d.est.player).lr
+        graph = torch.is_grad_enabled()                     # under no_grad the steps need no graph of their own
+        with torch.enable_grad():
+            for _ in range(d.est.unroll):
+                state = {**params, **buffers}
+                pos, neg = self._logit(d, sb, params=state), self._logit(d, sa, params=state)
+                loss = -kl_value(pos, neg) if d.est.value == "f-kl" else discriminator_loss(pos, neg)
+                grads = torch.autograd.grad(loss, list(params.values()), create_graph=graph)
+                params = {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
+        return {**params, **buffers}
 
     def _contrast(self, d: Disc, z: torch.Tensor):
         """z~ and r(z|x) of the K draws per x in z (K*B, d) (rows i, B + i, ... of one x)."""

@@ -1,5 +1,7 @@
 """The derivation itself, against truth: analytic KLs in both directions, an implicit term handed the exact
-log-ratio equal to the explicit model, direction swaps, refusals, and the derived discriminator's player."""
+log-ratio equal to the explicit model, direction swaps, refusals, and the derived discriminator's player; the
+estimator options: one unrolled step against the hand-written second-order loss, unrolling leaving D's own
+player bitwise as it was, spectral normalization bounding every layer's largest singular value by 1."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,12 +9,15 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.distributions as D
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from jointkl.declare import (KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Partial, Player,
                              Prior, standard_normal, uniform_labels)
 from jointkl.errors import JointKLError
-from jointkl.joints import Gaussian, Implicit
+from jointkl.joints import Dirac, Gaussian, Implicit
+from jointkl.nets import build
 
 M_Q, S_Q = torch.tensor([0.3, -1.2]), torch.tensor([0.7, 1.9])
 M_P, S_P = torch.tensor([-0.5, 0.4]), torch.tensor([1.3, 0.6])
@@ -213,3 +218,162 @@ def test_a_partial_variable_in_the_generative_joint_is_refused():
         return Declaration(p, Joint("q", x=Data(), y=uniform_labels(3)), [Player("m", [self.p_x], [])])
     with pytest.raises(JointKLError, match="one Partial variable, in its inference joint q"):
         model(bad, shape=(1,))
+
+
+# --- estimator options: spectral normalization (Miyato et al. 2018) and unrolled steps (Metz et al. 2017) ----
+
+def linear_gan(self):
+    """G(z) = A z + c and D(x) = w.x + b (both one linear layer), p's prior draws kept in `_noise`."""
+    torch.manual_seed(0)
+    self.G = Dirac(2, 2, hidden=4, layers=0)
+    c = self.cfg
+    p = Joint("p", z=standard_normal(2), x=Factor(self.G, given="z"))
+    q = Joint("q", x=Data())
+    est = Adversarial(gen_loss=c.gen_loss, hidden=4, layers=c.d_layers, unroll=c.unroll, unroll_lr=c.unroll_lr,
+                      spectral_norm=c.spectral_norm)
+    return Declaration(p, q, [Player("gen", [self.G], [KL(p, q, on="x", estimator=est)], share_noise=True)])
+
+
+@dataclass(frozen=True)
+class GanCfg:
+    gen_loss: str = "nonsaturating"
+    d_layers: int = 0
+    unroll: int = 0
+    unroll_lr: float | None = 0.5
+    spectral_norm: bool = False
+
+
+def gen_loss_and_grads(cfg, x):
+    m = model(linear_gan, cfg, (2,))
+    m.begin("gen")
+    torch.manual_seed(1)
+    loss, _ = m.loss("gen", x)
+    return m, loss, torch.autograd.grad(loss, list(m.G.parameters()))
+
+
+@pytest.mark.parametrize("gen_loss", ["nonsaturating", "minimax"])
+def test_one_unrolled_step_is_the_hand_computed_second_order_loss(gen_loss):
+    """unroll=1: D's parameters after one gradient step on its logistic loss at this batch, w1 = w - lr dL/dw
+    with dL/dw = -mean (1 - s(l_real)) x_real + mean s(l_fake) x_fake (and the same for b), written out by
+    hand; the generator's loss at (w1, b1) and its gradient, which includes the path through w1(G)."""
+    x = torch.randn(16, 2) + 1.0
+    m, loss, grads = gen_loss_and_grads(GanCfg(gen_loss, unroll=1), x)
+    z = m._noise[("p", "z")]
+    A, c = (t.detach().clone().requires_grad_() for t in (m.G.net.net[0].weight, m.G.net.net[0].bias))
+    w, b = m.D.net[0].weight.detach()[0], m.D.net[0].bias.detach()[0]
+    xf = z @ A.T + c
+    s_real, s_fake = torch.sigmoid(x @ w + b), torch.sigmoid(xf @ w + b)
+    gw = -((1 - s_real)[:, None] * x).mean(0) + (s_fake[:, None] * xf).mean(0)
+    gb = -(1 - s_real).mean() + s_fake.mean()
+    w1, b1 = w - 0.5 * gw, b - 0.5 * gb
+    logit = xf @ w1 + b1
+    want = F.softplus(-logit).mean() if gen_loss == "nonsaturating" else -F.softplus(logit).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    want_grads = torch.autograd.grad(want, [A, c], retain_graph=True)
+    assert all(torch.allclose(g, h, rtol=1e-5, atol=1e-7) for g, h in zip(grads, want_grads))
+    # the second-order path matters: with w1, b1 held fixed the gradient is another one
+    logit_fixed = xf @ w1.detach() + b1.detach()
+    fixed = F.softplus(-logit_fixed).mean() if gen_loss == "nonsaturating" else -F.softplus(logit_fixed).mean()
+    assert not torch.allclose(torch.autograd.grad(fixed, [A, c])[0], want_grads[0], atol=1e-4)
+
+
+def test_unroll_changes_the_generator_gradient_and_not_the_discriminator():
+    x = torch.randn(16, 2)
+    base = GanCfg(d_layers=1)
+    _, l0, g0 = gen_loss_and_grads(base, x)
+    m, l3, g3 = gen_loss_and_grads(GanCfg(d_layers=1, unroll=3), x)
+    assert not torch.allclose(g0[0], g3[0])                        # the generator sees the unrolled D
+    before = {k: v.clone() for k, v in m.D.state_dict().items()}
+    m.loss("gen", x)[0].backward()
+    assert all(torch.equal(before[k], v) for k, v in m.D.state_dict().items())   # D itself is untouched
+    disc = {}
+    for cfg in (base, GanCfg(d_layers=1, unroll=3)):               # the discriminator's player: the same, bitwise
+        mm = model(linear_gan, cfg, (2,))
+        torch.manual_seed(2)
+        loss, logs = mm.loss("disc", x)
+        disc[cfg.unroll] = loss, torch.autograd.grad(loss, list(mm.D.parameters())), logs
+    assert torch.equal(disc[0][0], disc[3][0])
+    assert all(torch.equal(a, b) for a, b in zip(disc[0][1], disc[3][1]))
+
+
+def test_spectral_norm_bounds_every_layer_of_a_derived_and_a_given_discriminator():
+    """After training updates (Adam, lr 0.05, both players), each Linear / Conv layer's effective weight has
+    largest singular value <= 1 (+1e-3, the power iteration's lag); without it the same training leaves a layer
+    far above 1."""
+    def trained(cfg, how, x, steps):
+        m = model(how, cfg, tuple(x.shape[1:]))
+        opts = {p.name: torch.optim.Adam(p.params, lr=0.05) for p in m.players()}
+        for _ in range(steps):
+            for p in m.players():
+                m.begin(p.name)
+                loss, _ = m.loss(p.name, x)
+                opts[p.name].zero_grad()
+                loss.backward(inputs=p.params)
+                opts[p.name].step()
+        return [float(torch.linalg.matrix_norm(mod.weight.detach().flatten(1), 2)) for mod in m.D.modules()
+                if isinstance(mod, (nn.Linear, nn.Conv2d))]
+
+    def conv_gan(self):                                            # a given conv D on 8x8 images
+        torch.manual_seed(0)
+        self.G = Dirac(2, (1, 8, 8), hidden=8, layers=1)
+        self.D = build("dcgan", (1, 8, 8), 1, 8, 1)
+        p = Joint("p", z=standard_normal(2), x=Factor(self.G, given="z", squash=True))
+        return Declaration(p, Joint("q", x=Data()), [Player("gen", [self.G], [
+            KL(p, Joint("q", x=Data()), on="x",
+               estimator=Adversarial(net=self.D, spectral_norm=self.cfg.spectral_norm))])])
+
+    x = torch.randn(32, 2) * 2
+    sn = trained(GanCfg(d_layers=2, spectral_norm=True), linear_gan, x, 30)
+    plain = trained(GanCfg(d_layers=2), linear_gan, x, 30)
+    assert len(sn) == 3 and max(sn) <= 1 + 1e-3 and max(plain) > 1.5
+    images = torch.rand(16, 1, 8, 8)
+    conv = trained(GanCfg(spectral_norm=True), conv_gan, images, 3)
+    assert len(conv) == 3 and max(conv) <= 1 + 1e-3                # a conv (as out x in*k*k), two linears
+
+
+@dataclass(frozen=True)
+class OptionCfg:
+    spectral_norm: bool = False
+    unroll: int = 0
+    unroll_lr: float | None = None
+
+
+def test_config_fields_set_the_options_on_every_adversarial_term():
+    def gan(self):
+        self.G = Dirac(1, 2, hidden=4, layers=0)
+        p = Joint("p", z=standard_normal(1), x=Factor(self.G, given="z"))
+        return Declaration(p, Joint("q", x=Data()), [Player("gen", [self.G], [
+            KL(p, Joint("q", x=Data()), on="x", estimator=Adversarial(hidden=4, layers=1))])])
+    m = model(gan, OptionCfg(spectral_norm=True, unroll=2, unroll_lr=0.1), (2,))
+    est = m._discs["disc"].est
+    assert (est.spectral_norm, est.unroll, est.unroll_lr) == (True, 2, 0.1)
+    assert all(parametrize.is_parametrized(mod, "weight") for mod in m.D.modules() if isinstance(mod, nn.Linear))
+    with pytest.raises(JointKLError, match=r"^unroll=-1: set an integer >= 0") as e:
+        model(gan, OptionCfg(unroll=-1), (2,))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("opts,words", [
+    (dict(unroll=-2), "unroll=-2: set an integer >= 0"),
+    (dict(unroll=1.5), "unroll=1.5: set an integer >= 0"),
+    (dict(unroll=True), "unroll=True: set an integer >= 0"),
+    (dict(unroll_lr=0.0), "unroll_lr=0.0: set a step > 0"),
+    (dict(spectral_norm="yes"), "spectral_norm='yes': set spectral_norm=true or spectral_norm=false"),
+])
+def test_bad_estimator_options_are_refused_in_one_line(opts, words):
+    with pytest.raises(JointKLError) as e:
+        Adversarial(**opts)
+    assert str(e.value).startswith(words) and "\n" not in str(e.value)
+
+
+def test_unrolling_a_ratio_piece_is_refused():
+    def avb_like(self):
+        self.E = Implicit(3, 2, noise_dim=2, hidden=8, layers=1)
+        self.p_x = Gaussian(2, 3, hidden=8, layers=1)
+        q = Joint("q", x=Data(), z=Factor(self.E, given="x"))
+        p = Joint("p", z=standard_normal(2), x=Factor(self.p_x, given="z"))
+        return Declaration(p, q, [Player("m", [self.E, self.p_x],
+                                         [KL(q, p, estimate={"z": Adversarial(hidden=8, unroll=2)})])])
+    with pytest.raises(JointKLError, match="applies to an adversarial KL term .* not to the ratio piece of z") as e:
+        model(avb_like, shape=(3,))
+    assert "\n" not in str(e.value)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
+from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Factor, Joint, KL, NLL, Player, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, decoder, encoder
 from jointkl.nets import MLP, check_arch
@@ -30,7 +31,7 @@ from jointkl.objectives.vae import decoder_kind
 
 
 @dataclass(frozen=True)
-class AAEConfig:
+class AAEConfig(EstimatorOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
+from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Factor, Joint, KL, NLL, Player, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import decoder, encoder
 from jointkl.nets import build, check_arch
@@ -41,7 +42,7 @@ CONDITIONALS = ("gaussian", "dirac")
 
 
 @dataclass(frozen=True)
-class ALIConfig:
+class ALIConfig(EstimatorOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3

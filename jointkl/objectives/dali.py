@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Extra, Factor, Joint, Player
-from jointkl.declare import standard_normal
+from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Extra, Factor, Joint, KL, NLL, Player, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian, OnFeatures
 from jointkl.nets import build, check_arch, features
@@ -36,7 +36,7 @@ VARIANTS = ("gan", "f", "l2")
 
 
 @dataclass(frozen=True)
-class DALIConfig:
+class DALIConfig(EstimatorOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3

@@ -26,15 +26,15 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import KL, Adversarial, Data, Declaration, Declared, Factor, Joint, Labels, Player, Proximal
-from jointkl.declare import standard_normal
+from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Factor, Joint, KL, Labels, Player, Proximal, standard_normal
 from jointkl.joints import Dirac
 from jointkl.nets import check_arch
 from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class GANConfig:
+class GANConfig(EstimatorOptions):
     latent_dim: int = 8
     hidden: int = 128
     layers: int = 3

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, Prior
-from jointkl.declare import standard_normal
+from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Factor, Joint, KL, NLL, Player, Prior, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Code, Dirac, OnFeatures, uniform_code
 from jointkl.nets import MLP
@@ -38,7 +38,7 @@ from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class InfoGANConfig:
+class InfoGANConfig(EstimatorOptions):
     latent_dim: int = 8              # incompressible noise z (the model's `latent_dim` counts z plus the code)
     n_categorical: int = 10          # classes of the one categorical code (0: none)
     n_continuous: int = 2            # continuous codes, each U(-1, 1)

@@ -114,6 +114,20 @@ CASES = [
     _case("ada", "hidden=16 feat_dim=8", "mnist5k-digits"),
     _case("ada", "hidden=16 feat_dim=8 loss=minimax d_steps=2 adv=0.5", "mnist5k-digits"),
     _case("ada", "hidden=16 feat_dim=8 adv=0", "mnist5k-digits"),
+    # issue 23: new declarations; the estimator options spectral_norm and unroll with other GAN options
+    _case("beta_vae", f"{_MLP} beta=4", "binary2x2"),
+    _case("beta_vae", f"{_MLP} beta=0.5", "grid25"),                           # gaussian decoder
+    _case("sngan", _MLP, "grid25"),
+    _case("sngan", f"{_MLP} iw=true reg=5 g_steps=2 d_steps=2", "grid25", outer_steps=2),
+    _case("sngan", _DCGAN, "digits"),                                           # conv layers normalized
+    _case("unrolled_gan", _MLP, "grid25"),
+    _case("unrolled_gan", f"{_MLP} unroll=2 unroll_lr=0.1 loss=nonsaturating d_steps=2", "grid25", outer_steps=2),
+    _case("alice", _MLP, "grid25"),
+    _case("alice", f"{_MLP} encoder=dirac decoder=gaussian rec=0.5", "grid25"),
+    _case("alice", f"{_MLP} g_batchnorm=true", "digits"),                       # squashed decoder
+    _case("veegan", _MLP, "grid25"),
+    _case("veegan", f"{_MLP} rec=0", "grid25"),
+    _case("veegan", _DCGAN, "digits"),
 ]
 
 
