@@ -67,3 +67,28 @@ def svae_neg_bound(m, x, y):
     q_y = m.q_y(x)
     neg_u = (q_y.probs.T * nl).sum(0) - q_y.entropy()
     return torch.where(y >= 0, nl.gather(0, y.clamp_min(0)[None]).squeeze(0), neg_u)
+
+
+def each_players_loss_and_grads(m, x, seed=1):
+    """Every player's (loss, gradients of its parameters) at one batch, each drawn from the same seed."""
+    out = []
+    for p in m.players():
+        m.begin(p.name)
+        torch.manual_seed(seed)
+        loss, _ = m.loss(p.name, x)
+        out.append((loss, torch.autograd.grad(loss, p.params)))
+    return out
+
+
+def adam_updates(m, x, steps, lr=0.05):
+    """`steps` rounds of one Adam update per player on the fixed batch x (a model's losses, no Trainer: the
+    tests that need an exact batch); returns m."""
+    opts = {p.name: torch.optim.Adam(p.params, lr=lr, betas=p.betas) for p in m.players()}
+    for _ in range(steps):
+        for p in m.players():
+            m.begin(p.name)
+            loss, _ = m.loss(p.name, x)
+            opts[p.name].zero_grad()
+            loss.backward(inputs=p.params)
+            opts[p.name].step()
+    return m

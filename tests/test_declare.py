@@ -18,6 +18,7 @@ from jointkl.declare import (KL, NLL, Adversarial, Data, Declaration, Declared, 
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian, Implicit
 from jointkl.nets import build
+from tests.helpers import adam_updates
 
 M_Q, S_Q = torch.tensor([0.3, -1.2]), torch.tensor([0.7, 1.9])
 M_P, S_P = torch.tensor([-0.5, 0.4]), torch.tensor([1.3, 0.6])
@@ -302,14 +303,7 @@ def test_spectral_norm_bounds_every_layer_of_a_derived_and_a_given_discriminator
     far above 1."""
     def trained(cfg, how, x, steps):
         m = model(how, cfg, tuple(x.shape[1:]))
-        opts = {p.name: torch.optim.Adam(p.params, lr=0.05) for p in m.players()}
-        for _ in range(steps):
-            for p in m.players():
-                m.begin(p.name)
-                loss, _ = m.loss(p.name, x)
-                opts[p.name].zero_grad()
-                loss.backward(inputs=p.params)
-                opts[p.name].step()
+        adam_updates(m, x, steps)
         return [float(torch.linalg.matrix_norm(mod.weight.detach().flatten(1), 2)) for mod in m.D.modules()
                 if isinstance(mod, (nn.Linear, nn.Conv2d))]
 

@@ -6,18 +6,7 @@ from torch import nn
 
 from jointkl.objectives.gan import GAN, GANConfig
 from jointkl.objectives.sngan import SNGAN, SNGANConfig
-
-
-def train(m, x, steps, lr=0.05):
-    opts = {p.name: torch.optim.Adam(p.params, lr=lr, betas=p.betas) for p in m.players()}
-    for _ in range(steps):
-        for p in m.players():
-            m.begin(p.name)
-            loss, _ = m.loss(p.name, x)
-            opts[p.name].zero_grad()
-            loss.backward(inputs=p.params)
-            opts[p.name].step()
-    return m
+from tests.helpers import adam_updates, each_players_loss_and_grads
 
 
 def singular_values(m) -> list[float]:
@@ -30,12 +19,12 @@ def test_every_layer_of_d_has_largest_singular_value_at_most_one(arch, shape, st
     torch.manual_seed(0)
     x = torch.randn(32, *shape) * 2 if arch == "mlp" else torch.rand(32, *shape)
     kind = "continuous" if arch == "mlp" else "image"
-    m = train(SNGAN(SNGANConfig(latent_dim=2, hidden=32, layers=2, arch=arch), shape, kind), x, steps)
+    m = adam_updates(SNGAN(SNGANConfig(latent_dim=2, hidden=32, layers=2, arch=arch), shape, kind), x, steps)
     sv = singular_values(m)
     assert len(sv) == layers and max(sv) <= 1 + 1e-3
     if arch == "mlp":                                   # the same training without it leaves D's layers above 1
         torch.manual_seed(0)
-        plain = train(GAN(GANConfig(latent_dim=2, hidden=32, layers=2), shape, kind), x, steps)
+        plain = adam_updates(GAN(GANConfig(latent_dim=2, hidden=32, layers=2), shape, kind), x, steps)
         assert max(singular_values(plain)) > 1.5
 
 
@@ -46,12 +35,6 @@ def test_without_spectral_norm_it_is_the_gan_exactly():
         kw = dict(latent_dim=2, hidden=16, layers=1)
         torch.manual_seed(0)
         m = cls(cfg(**kw) if cls is GAN else cfg(**kw, spectral_norm=False), (2,), "continuous")
-        res = []
-        for p in m.players():
-            m.begin(p.name)
-            torch.manual_seed(1)
-            loss, _ = m.loss(p.name, x)
-            res.append((loss, torch.autograd.grad(loss, p.params)))
-        out.append(res)
+        out.append(each_players_loss_and_grads(m, x))
     for (la, ga), (lb, gb) in zip(*out):
         assert torch.equal(la, lb) and all(torch.equal(a, b) for a, b in zip(ga, gb))

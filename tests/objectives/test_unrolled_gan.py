@@ -10,18 +10,13 @@ import torch.nn.functional as F
 from jointkl.divergences.ratio import discriminator_loss
 from jointkl.objectives.gan import GAN, GANConfig
 from jointkl.objectives.unrolled_gan import UnrolledGAN, UnrolledGANConfig
+from tests.helpers import each_players_loss_and_grads
 
 KW = dict(latent_dim=2, hidden=16, layers=1)
 
 
 def both_players(m, x):
-    out = []
-    for p in m.players():
-        m.begin(p.name)
-        torch.manual_seed(1)
-        loss, _ = m.loss(p.name, x)
-        out.append((loss, torch.autograd.grad(loss, p.params)))
-    return out
+    return each_players_loss_and_grads(m, x)
 
 
 def build(cls, cfg):
