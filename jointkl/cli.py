@@ -13,6 +13,14 @@ EPILOG = ("Options key=value go to the model's config or the trainer's (`jointkl
           "options and --steps/--seed.")
 
 
+IMPORT_HELP = ("import a module of your own models first: a module name (from the current directory or sys.path) "
+               "or a .py file; repeatable (docs/write-your-own-model.md)")
+
+
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE", help=IMPORT_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jointkl", description="Deep generative models as one joint KL.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -33,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--print-config", action="store_true",
                    help="print the resolved settings (a valid --config file) and train nothing")
     t.add_argument("options", nargs="*", metavar="key=value", help="e.g. latent_dim=8 lr=1e-3 reg=5")
+    _add_import(t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run")
@@ -40,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="FILE.npy (array [N, *data_shape]) or FILE.png (grid/scatter)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    _add_import(s)
 
     e = sub.add_parser("eval", help="evaluate a run on its test split")
     e.add_argument("run")
@@ -53,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data", help="evaluate on this data's test split (default: the run's own data)")
     e.add_argument("--data-dir", help="folder of the file datasets (default $JOINTKL_DATA or ./data)")
+    _add_import(e)
 
     r = sub.add_parser("reproduce", help="run the papers' tables and write report.md/report.html")
     r.add_argument("tables", nargs="*", help="table ids (default: all; see jointkl list tables)")
@@ -70,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list models, presets, data or tables")
     lst.add_argument("what", choices=["models", "presets", "data", "tables"])
     lst.add_argument("name", nargs="?", help="with models: one model, each option with its default and meaning")
+    _add_import(lst)
     return p
 
 
@@ -163,12 +175,14 @@ def _list(a) -> None:
             print(f"{name:16s} {p.about}")
     elif a.what == "models":
         from jointkl.objectives import MODELS
-        from jointkl.objectives.registry import summary
+        from jointkl.objectives.registry import builtin, load_entry_points, summary
         from dataclasses import fields
         from jointkl.training.config import TrainConfig
+        load_entry_points()                          # installed packages' models too
         opts = lambda cfg: " ".join(f"{f.name}={f.default}" for f in fields(cfg))  # noqa: E731
         for name, cls in sorted(MODELS.items()):
-            print(f"{name:12s} {summary(cls)}\n{'':12s} options: {opts(cls.Config)}")
+            mine = "" if builtin(cls) else f"  [from {cls.__module__}]"
+            print(f"{name:12s} {summary(cls)}{mine}\n{'':12s} options: {opts(cls.Config)}")
         print(f"\ntrainer options (every model): {opts(TrainConfig)}")
     elif a.what == "data":
         from jointkl.data import DESCRIPTIONS
@@ -198,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(a, "data_dir", None):
         os.environ["JOINTKL_DATA"] = a.data_dir
     try:
+        if getattr(a, "imports", None):              # a user's models join the registry first
+            from jointkl.objectives.registry import import_models
+            for spec in a.imports:
+                import_models(spec)
         {"train": _train, "sample": _sample, "eval": _eval, "list": _list, "reproduce": _reproduce}[a.command](a)
     except JointKLError as e:
         if int(os.environ.get("RANK", "0")) == 0:     # under torchrun, rank 0 alone speaks

@@ -28,6 +28,7 @@ from jointkl import data as datasets
 from jointkl import objectives, presets
 from jointkl.errors import JointKLError, one_line
 from jointkl.objectives.base import Objective
+from jointkl.objectives.registry import record
 from jointkl.training import checkpoint, distributed
 from jointkl.training.config import TrainConfig, from_dict, split_options, to_dict
 from jointkl.training.trainer import Callback, Trainer, resolve_device
@@ -85,7 +86,8 @@ def read_config(run: str | Path) -> dict:
         meta = None
     ok = (isinstance(meta, dict) and isinstance(meta.get("model"), str) and isinstance(meta.get("data"), (str, type(None)))
           and isinstance(meta.get("data_shape"), list) and isinstance(meta.get("data_kind"), str)
-          and isinstance(meta.get("train"), dict) and isinstance(meta.get("model_config"), dict))
+          and isinstance(meta.get("train"), dict) and isinstance(meta.get("model_config"), dict)
+          and all(isinstance(meta.get(k), (str, type(None))) for k in ("module", "module_file")))
     if not ok:
         raise JointKLError(f"{path} is corrupt; retrain the run with --force")
     return meta
@@ -95,8 +97,8 @@ def from_config(meta: dict) -> tuple[Objective, TrainConfig]:
     """The model (freshly initialized) and trainer config a run's config.yaml describes. Both configs go through
     the options' validator (`from_dict`), so a hand-edited or tampered file (`latent_dim: -3`, `decoder: poisson`,
     a data shape that is no shape) is one `JointKLError` line, whether the run is opened by sample, eval or
-    --resume."""
-    cls = objectives.get(meta["model"])
+    --resume. A user model is imported again from the module the run recorded (`module:`, `module_file:`)."""
+    cls = objectives.get(meta["model"], meta.get("module"), meta.get("module_file"))
     try:
         shape = tuple(meta["data_shape"])
         if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2 ** 31 for d in shape):
@@ -132,8 +134,8 @@ def build(model: str, data=None, options: dict | None = None, out: str | Path | 
     except (ValueError, RuntimeError) as e:   # e.g. an unknown loss name, a negative size, a negative lr
         msg, given = " ".join(str(e).split()), " ".join(f"{k}={v}" for k, v in options.items())
         raise JointKLError(f"invalid options for model {model} ({given or 'defaults'}): {msg}") from None
-    meta = {MARKER: 1, "model": model, "data": data_ref(data), "data_name": ds.name, "data_shape": list(ds.shape),
-            "data_kind": ds.kind, "train": to_dict(tcfg), "model_config": to_dict(mcfg)}
+    meta = {MARKER: 1, "model": model, **record(model), "data": data_ref(data), "data_name": ds.name,
+            "data_shape": list(ds.shape), "data_kind": ds.kind, "train": to_dict(tcfg), "model_config": to_dict(mcfg)}
     return trainer, meta
 
 
@@ -378,7 +380,7 @@ def _resume_plan(out: Path, model: str, data, options: dict) -> tuple[dict, int,
                            f"{meta['model']} --out {out} --resume`, or train {model} into another --out")
     if data is not None:
         _check_data(out, meta, data)
-    cls = objectives.get(meta["model"])
+    cls = objectives.get(meta["model"], meta.get("module"), meta.get("module_file"))
     old_t, old_m = from_dict(TrainConfig, meta["train"]), from_dict(cls.Config, meta["model_config"])
     new_t, new_m = split_options({**to_dict(old_m), **to_dict(old_t), **options}, cls.Config, meta["model"])
     for key in options:
