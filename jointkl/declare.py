@@ -38,6 +38,9 @@ Estimators:
         the variable redrawn from b's factor, so T estimates the piece's integrand log a - log b (AVB Prop. 1).
         Options for any model: `spectral_norm` (SN-GAN, Miyato et al. 2018) and `unroll` (Unrolled GAN, Metz et
         al. 2017); a model's Config with a field of that name sets it on its estimators (`ESTIMATOR_OPTIONS`).
+        One estimator in several KL terms with the same b and `on` is one discriminator: b's samples positive,
+        every term's a-samples negative, its loss the sum of their logistic losses (VAEGAN's L_GAN: data vs
+        reconstructions and prior samples); each term's player is scored at its own a's samples.
     Activation(adversarial, temperature, weight)   adversary activation of a KL term (Hu eq. 17)
 """
 from __future__ import annotations
@@ -455,6 +458,7 @@ class Disc:
     b: Joint
     vars: tuple[str, ...]
     contrast: str | None = None      # a ratio piece: the variable b's factor replaces in a's sample
+    more: list = field(default_factory=list)   # the other terms' Discs sharing this estimator (their a's negative)
 
 
 class Declared(Objective):
@@ -480,6 +484,10 @@ class Declared(Objective):
                     if disc is not None and disc.est.player not in self._discs:
                         self._discs[disc.est.player] = disc
                         self._order.append((disc.est.player, disc))
+                    elif disc is not None:                  # a second term of one estimator (`_share`)
+                        first = self._discs[disc.est.player]
+                        if all(disc.a is not d.a for d in (first, *first.more)):
+                            self._share(first, disc)
             self._plan[pl.name] = pieces
             self._order.append((pl.name, pl))
         self._noise: dict = {}
@@ -492,6 +500,16 @@ class Declared(Objective):
 
     def declare(self) -> Declaration:
         raise NotImplementedError
+
+    def _share(self, first: Disc, other: Disc) -> None:
+        """One estimator in two KL terms of other a's: its discriminator also takes `other.a`'s samples as
+        negatives (see the module docstring); refused unless it is the same logistic estimator of the same b."""
+        if other.est is not first.est or other.b is not first.b or other.vars != first.vars \
+                or first.contrast or other.contrast or first.est.value != "logistic":
+            raise JointKLError(f"discriminator player {first.est.player} estimates KL({first.a.name} || "
+                               f"{first.b.name}) and KL({other.a.name} || {other.b.name}); one discriminator "
+                               "shared by KL terms needs the same logistic Adversarial, the same b and the same on")
+        first.more.append(other)
 
     def _estimator_options(self) -> None:
         """A Config field named in ESTIMATOR_OPTIONS sets that option on the declaration's estimators:
@@ -527,8 +545,10 @@ class Declared(Objective):
         return tuple(f.net.event_shape)
 
     def _disc(self, est: Adversarial, a: Joint, b: Joint, vars_: tuple[str, ...], contrast: str | None = None) -> Disc:
-        if est.player in self._discs:
-            return self._discs[est.player]
+        if est.player in self._discs:                      # its Disc for this a (another a: `_share`)
+            known = [d for d in (self._discs[est.player], *self._discs[est.player].more) if d.a is a]
+            if known:
+                return known[0]
         if est.also and not hasattr(est, "pieces"):
             est.pieces = [pc for t in est.also for pc in self._derive(t)]
         if est.net is None:
@@ -856,6 +876,13 @@ class Declared(Objective):
             names = d.est.logs
             loss = discriminator_loss(logit_pos, logit_neg)
             logs = {names[0]: logit_pos.mean(), names[1]: logit_neg.mean()}
+            for m in d.more:                                # a shared estimator: each other term's a negative
+                with torch.no_grad():
+                    sm = Draws(m.a, batch)
+                    for v in m.vars:
+                        sm[v]
+                logit = self._logit(d, sm)
+                loss, logs[f"d_{m.a.name}"] = loss + F.softplus(logit).mean(), logit.mean()
         for pc in getattr(d.est, "pieces", ()):             # e.g. InfoGAN's info term for D's shared body
             value = self._piece(pc, lambda j: sa if j is d.a else sb if j is d.b else Draws(j, batch), logs)
             value = value.mean() if value.dim() else value

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player, standard_normal
+from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, EstimatorOptions, Factor, Joint
+from jointkl.declare import Player, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac
 from jointkl.nets import build, check_arch
@@ -27,11 +28,13 @@ from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class VEEGANConfig:
+class VEEGANConfig(EstimatorOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
     arch: str = "mlp"               # mlp | dcgan (conv F and D, deconv G; image data only)
+    g_batchnorm: bool = False       # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
+    g_act: str = "leaky_relu"       # G's hidden activation (arch=mlp): leaky_relu (0.2) | relu
     rec: float = 1.0                # weight of E ||z - F(G(z))||^2; 0 leaves the adversarial game
     lr: float = 1e-3                # G and F
     lr_d: float | None = None       # defaults to lr
@@ -50,7 +53,7 @@ class VEEGAN(Declared):
             raise JointKLError(f"rec={c.rec} must be >= 0 (0 drops the reconstruction of z)")
         check_arch(c.arch, self.data_shape)
         d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
-        self.G = Dirac(d, shape, h, n, arch=arch)
+        self.G = Dirac(d, shape, h, n, arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
         self.F = Dirac(shape, d, h, n, arch=arch)
         self.D = build(arch, shape, 1, h, n, extra_dim=d)                # logit of D(x, z)
         p = Joint("p", z=standard_normal(d), x=Factor(self.G, given="z", squash=self.data_kind != "continuous"))

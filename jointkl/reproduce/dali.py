@@ -21,6 +21,10 @@ from jointkl.reproduce.su_ali import grid_rows
 TABLE2 = {                       # label -> preset, paper's modes, paper's % high quality
     "GAN": ("gan/grid25", 3.3, 0.5),
     "ALI": ("ali/grid25", 15.84, 1.6),
+    "Unrolled GAN": ("unrolled_gan/grid25", 23.6, 16.0),
+    "VAEGAN": ("vaegan/grid25", 21.4, 34.1),
+    "VEEGAN": ("veegan/grid25", 24.6, 40.0),
+    "SN-GAN": ("sngan/grid25", 25.0, 67.8),
     "DALI": ("dali/grid25", 25.0, 81.1),
     "DALI-f": ("dali/grid25-f", 25.0, 66.4),
     "AAE": ("aae/grid25", None, None),   # not in the paper's table: samples G(z), z ~ p(z), of an AAE
@@ -36,6 +40,7 @@ TABLE1 = {                       # label -> model, its options, paper's MSE on f
     "ALI minimax (Su eq. 42)": ("ali", {"loss": "minimax"}, None),
     "ALI nonsaturating (Su eq. 43)": ("ali", {"loss": "nonsaturating"}, 0.480),   # the standard game
     "ALI vi (Su eq. 41)": ("ali", {"loss": "vi"}, None),
+    "ALICE": ("alice", {}, 0.080),                                      # Li et al. 2017, via DALI Table 1
     "AAE": ("aae", {}, None),
 }
 
@@ -83,8 +88,9 @@ def dali_table2(ctx: Context, out: Path) -> Result:
                          for label, (name, *_) in TABLE2.items())
     note = (f"{settings}; {seeds} seed(s), at most {ctx.capped(presets.get('dali/grid25').at(ctx.scale)['steps'])} "
             "steps. Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
-            f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's GAN and ALI numbers come from "
-            "VEEGAN's older baselines; ours use the same nets and optimizer as DALI. AAE is not in the paper's "
+            f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's baseline numbers (GAN, ALI, Unrolled "
+            "GAN, VAEGAN, VEEGAN, SN-GAN) come from earlier papers' own nets; ours use the same nets, optimizer and "
+            "steps as DALI for every row, with each method's own options in its preset. AAE is not in the paper's "
             "table: its samples are its deterministic decoder's G(z), z ~ p(z), on the same nets. 'modes, mean over "
             "draws': the mean count of a 2,500-sample draw (from 100,000 samples; a mode holding 1-3 of 2,500 "
             "samples is captured in one draw and missed in the next). 'modes holding >= 1 % each': modes with at "
@@ -136,10 +142,10 @@ def dali_table1(ctx: Context, out: Path) -> Result:
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
 
-register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (GAN, ALI, DALI, DALI-f, AAE)",
+register(Table("dali-table2", "DALI Table 2: modes and % high quality on grid25 (the paper's eight rows, and AAE)",
                "grid25, MLPs, batch 256, Adam(0.5, 0.999); VEEGAN scoring of 2,500 samples; mean over 5 seeds.",
                dali_table2, dali_table2_jobs, seeds=5))
-register(Table("dali-table1", "DALI Table 1: reconstruction MSE on mnist5k (DALI, DALI-l2, ALI, AAE)",
+register(Table("dali-table1", "DALI Table 1: reconstruction MSE on mnist5k (DALI, DALI-l2, ALI, ALICE, AAE)",
                "mnist5k at CPU scale (the paper uses full MNIST; so does the full scale, with DCGAN-style conv nets); "
                "per-pixel test MSE.", dali_table1, dali_table1_jobs,
                full_data=("mnist",)))

@@ -128,6 +128,9 @@ CASES = [
     _case("veegan", _MLP, "grid25"),
     _case("veegan", f"{_MLP} rec=0", "grid25"),
     _case("veegan", _DCGAN, "digits"),
+    _case("vaegan", _MLP, "grid25"),
+    _case("vaegan", f"{_MLP} gamma=0.5 loss=minimax g_batchnorm=true lr_d=0.002", "digits"),   # squashed decoder
+    _case("vaegan", _DCGAN, "digits"),                                          # conv D's features
 ]
 
 
