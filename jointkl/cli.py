@@ -22,7 +22,9 @@ def _add_import(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from jointkl import __version__
     p = argparse.ArgumentParser(prog="jointkl", description="Deep generative models as one joint KL.")
+    p.add_argument("--version", action="version", version=f"jointkl {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model", epilog=EPILOG)
@@ -44,15 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_import(t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
-    s.add_argument("run")
-    s.add_argument("--n", type=int, default=64)
+    s.add_argument("run", help="a run folder (what `jointkl train --out` wrote)")
+    s.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
     s.add_argument("--out", required=True, help="FILE.npy (array [N, *data_shape]) or FILE.png (grid/scatter)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
     s.add_argument("--force", action="store_true", help="overwrite an existing output file")
     _add_import(s)
 
     e = sub.add_parser("eval", help="evaluate a run on its test split")
-    e.add_argument("run")
+    e.add_argument("run", help="a run folder; its newest checkpoint that passes its checksums is evaluated")
+    e.add_argument("--force", action="store_true", help="overwrite the run's existing eval.json")
     e.add_argument("--metrics", help="comma-separated subset of: elbo,iwae,ais,is,fid,is_inception,fid_inception,"
                    "modes,recon (default: the cheap ones that apply: elbo,iwae,modes,recon)")
     e.add_argument("--k", type=int, default=100, help="importance samples for iwae (default 100)")
@@ -60,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--ais-steps", type=int, default=1000, help="AIS intermediate distributions (default 1000)")
     e.add_argument("--ais-chains", type=int, default=5, help="AIS chains per example (default 5)")
     e.add_argument("--ais-n", type=int, help="test examples for AIS (default: the whole test split)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="random seed of the evaluation's draws (default 0)")
     e.add_argument("--data", help="evaluate on this data's test split (default: the run's own data)")
     e.add_argument("--data-dir", help="folder of the file datasets (default $JOINTKL_DATA or ./data)")
     _add_import(e)
@@ -142,12 +145,21 @@ def _sample(a) -> None:
 def _eval(a) -> None:
     from jointkl.run import dataset, load, read_config
     from jointkl.eval.suite import evaluate
+    from jointkl.errors import JointKLError
+    out = Path(a.run) / "eval.json"
+    if out.exists() and not a.force:                 # checked first: nothing is computed to be thrown away
+        raise JointKLError(f"{out} exists; pass --force to overwrite it (or copy it away first)")
     model = load(a.run)
     ds = dataset(a.data or read_config(Path(a.run))["data"])
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     ais = {"steps": a.ais_steps, "chains": a.ais_chains, **({"n": a.ais_n} if a.ais_n else {})}
     res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed, ais=ais)
-    (Path(a.run) / "eval.json").write_text(json.dumps(res, indent=1))
+    about = {"checkpoint_step": model.checkpoint_step, "data": ds.name, "split": "test",
+             "examples": int(ds.test.shape[0]), "n": a.n, "k": a.k, "seed": a.seed,
+             **({"ais": ais} if any(m.startswith("ais") for m in res) else {})}
+    out.write_text(json.dumps({**about, "metrics": res}, indent=1))
+    print(f"{a.run} at step {about['checkpoint_step']}, {ds.name} test split ({about['examples']} examples), "
+          f"n={a.n} samples, k={a.k} importance draws, seed {a.seed}:")
     for k, v in res.items():
         print(f"{k:>16s}  {v:.4f}" if isinstance(v, float) else f"{k:>16s}  {v}")
 
@@ -204,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # argparse gives a nargs="*" positional only the words right after `model`; key=value words after
     # --data/--steps/... come back as extras and are options too. Anything else is still rejected.
+    if not (sys.argv[1:] if argv is None else argv):     # bare `jointkl`: what it can do
+        parser.print_help()
+        return 0
     a, extra = parser.parse_known_args(argv)
     if extra:
         if a.command != "train" or any(e.startswith("-") for e in extra):

@@ -587,7 +587,9 @@ def load(run: str | Path, device: str = "auto", step: int | None = None) -> Obje
     run = Path(run)
     meta = read_config(run)
     path, weights, _ = checkpoint.load_latest(run / CKPTS, with_state=False, step=step)
-    return _model_at(meta, weights, run, device, path)
+    net = _model_at(meta, weights, run, device, path)
+    net.checkpoint_step = checkpoint.step_of(path)          # which weights these are (eval records it)
+    return net
 
 
 def matches(out: str | Path, model: str, data: str, options: dict) -> TrainConfig | None:

@@ -91,11 +91,31 @@ def test_sample_refuses_unknown_suffix(cli, trained_run, tmp_path):
 def test_eval_prints_and_writes_metrics(cli, trained_run):
     code, stdout, err = cli("eval", trained_run, "--k", "5", "--n", "50")
     assert code == 0, err
-    res = json.loads((trained_run / "eval.json").read_text())
+    stored = json.loads((trained_run / "eval.json").read_text())
+    assert {k: stored[k] for k in ("checkpoint_step", "data", "split", "examples", "n", "k", "seed")} == \
+        {"checkpoint_step": 20, "data": "binary2x2", "split": "test", "examples": 4, "n": 50, "k": 5, "seed": 0}
+    assert "at step 20, binary2x2 test split (4 examples), n=50 samples, k=5" in stdout
+    res = stored["metrics"]
     for key in ("elbo", "iwae_k5", "recon_mse"):
         assert np.isfinite(res[key])
         assert re.search(rf"{key}\s+-?\d+\.\d+", stdout), stdout
     assert "modes" not in res            # binary2x2 has no mixture means: skipped when not asked for
+
+
+def test_eval_never_overwrites_eval_json_without_force(cli, trained_run):
+    (trained_run / "eval.json").write_text('{"mine": 1}')
+    assert "eval.json exists; pass --force" in cli.error("eval", trained_run, "--k", "2", "--n", "10")
+    assert json.loads((trained_run / "eval.json").read_text()) == {"mine": 1}
+    code, _, err = cli("eval", trained_run, "--k", "2", "--n", "10", "--force")
+    assert code == 0, err and "metrics" in json.loads((trained_run / "eval.json").read_text())
+
+
+def test_version_and_bare_command(cli):
+    import jointkl
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"jointkl {jointkl.__version__}" and jointkl.__version__[0].isdigit()
+    code, out, _ = cli()
+    assert code == 0 and out.startswith("usage: jointkl") and "train" in out
 
 
 @pytest.mark.parametrize("metrics, words", [("modes", "means"), ("bogus", "bogus"), ("elbo,bogus", "bogus")])

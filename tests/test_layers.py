@@ -50,7 +50,7 @@ def imports(name: str, path: Path, known: dict) -> tuple[set[str], list[str]]:
             for a in node.names:
                 full = f"{base}.{a.name}"
                 found.add(full if full in known else base)
-                if a.name.startswith("_") and full not in known:
+                if a.name.startswith("_") and not a.name.endswith("__") and full not in known:   # __dunder__ is public
                     private.append(f"{name} imports {a.name} from {base}")
     return {m for m in found if m in known and m != name}, private
 
