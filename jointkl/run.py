@@ -56,7 +56,8 @@ CKPT_FILES = {*checkpoint.FILES, checkpoint.MANIFEST}
 
 
 def dataset(data) -> datasets.Dataset:
-    """A `Dataset` from a registered name, a .npy/.npz path, an array/tensor, or a `Dataset` (returned as is)."""
+    """A `Dataset` from a registered name, a .npy/.npz path, an array/tensor, a map-style torch Dataset, or a
+    `jointkl.data.Dataset` (returned as is)."""
     if data is None:
         raise JointKLError("this run was trained on in-memory data, which is not stored with it; "
                            "pass the same data again (data=... in Python, --data FILE on the command line)")
@@ -64,7 +65,7 @@ def dataset(data) -> datasets.Dataset:
         return data
     if isinstance(data, (str, Path)):
         return datasets.load(str(data))
-    return datasets.from_array(data)
+    return datasets.from_object(data)          # arrays, tensors, memory maps, torch Datasets
 
 
 def data_ref(data) -> str | None:

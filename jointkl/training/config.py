@@ -44,6 +44,7 @@ class TrainConfig:
     keep_ckpts: int = 3             # checkpoints kept (the newest)
     device: str = "auto"            # auto (CUDA if present) | cpu | cuda[:i] | mps
     threads: int = 0                # torch.set_num_threads; 0: cores / processes under torchrun, else torch's default
+    precision: str = "fp32"         # fp32 | bf16 | fp16 (CUDA): autocast of the players' losses; weights stay float32
 
     def __post_init__(self):
         validate(self)
@@ -161,6 +162,8 @@ def check(key: str, value, tp) -> None:
         values = (value,)
     if key == "binarize" and value not in ("none", "fixed", "dynamic"):
         raise JointKLError(f"binarize={value!r} is not known; choose none, fixed or dynamic")
+    if key == "precision" and value not in ("fp32", "bf16", "fp16"):
+        raise JointKLError(f"precision={_short(value)} is not known; choose fp32, bf16 or fp16")
     if key == "device" and not DEVICE.fullmatch(value):
         raise JointKLError(f"device={_short(value)} is not a device to train on; use auto, cpu, cuda, cuda:I or mps")
     rule = _range(key, typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else tp)

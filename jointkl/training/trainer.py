@@ -26,9 +26,20 @@ logged values become Python floats only at log steps. The one host read per upda
 (finite, |loss| <= LOSS_LIMIT) that stops a diverged run before its bad update is applied: 5 us, 0.2 % of the
 GAN benchmark's step.
 torch.compile of the networks made the GAN benchmark 2x slower after a 55 s compile, so it is not used.
+
+Precision (`precision=`, docs/precision.md): fp32 (the default) runs as written. bf16 and fp16 run every
+gradient-trained player's forward pass and loss under `torch.autocast` (matrix products in 16 bits, reductions
+and losses in float32 as autocast decides), the backward pass and the optimizer outside it; parameters, gradients
+and Adam's state stay float32, and closed-form updates, sampling and the divergence checks are never autocast.
+fp16 scales each player's loss by its own `torch.amp.GradScaler` (its state is in the checkpoint, so a resumed run
+is bitwise the uninterrupted one in every precision) and needs CUDA: on the CPU, torch's fp16 autocast has no
+fast kernels on most CPUs and fp16's narrow range needs the scaler that bf16 (float32's range) does not, so
+fp16 off CUDA is one line suggesting bf16. bf16 runs on CPU (fast where the CPU has avx512_bf16 or AMX) and on
+CUDA devices that support it.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -113,6 +124,28 @@ class EpochSampler:
         self.perm, self.pos = s["perm"].to(self.device), int(s["pos"])
 
 
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}      # precision -> autocast dtype; fp32: none
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype the players' losses are autocast to on `device` (None for fp32); a precision this device cannot
+    train in is one `JointKLError` line naming one it can."""
+    if precision not in AUTOCAST:
+        if precision != "fp32":
+            raise JointKLError(f"precision={precision!r} is not known; choose fp32, bf16 or fp16")
+        return None
+    if precision == "fp16" and device.type != "cuda":
+        raise JointKLError(f"precision=fp16 needs CUDA (its gradient scaler and fast fp16 kernels) and this run trains "
+                           f"on {device.type}; use precision=bf16 (float32's range, no scaler) or precision=fp32")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise JointKLError(f"precision=bf16 is not supported by {torch.cuda.get_device_name(device)}; "
+                           "use precision=fp16 or precision=fp32")
+    if not torch.amp.is_autocast_available(device.type):
+        raise JointKLError(f"precision={precision} needs autocast, which torch {torch.__version__} does not have on "
+                           f"{device.type}; use precision=fp32")
+    return AUTOCAST[precision]
+
+
 def make_optimizer(p: Player) -> torch.optim.Adam:
     """Adam for one player: fused into one kernel for float tensors on CPU or CUDA (the same update as the
     per-tensor loop up to rounding, at a fraction of its memory passes), torch's default elsewhere."""
@@ -164,6 +197,9 @@ class Trainer:
         self.y = data.train_labels.to(self.device) if model.labels else None   # (N,) int64, -1 = unlabelled
         self.players: list[Player] = model.players()
         self.opts = {p.name: make_optimizer(p) for p in self.players if not p.closed_form}
+        self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+        self.scalers = ({k: torch.amp.GradScaler(self.device.type) for k in self.opts}   # one per player (fp16)
+                        if cfg.precision == "fp16" else {})
         self.batch = min(cfg.batch_size, self.x.shape[0])                # the global batch
         world = self.dist.world
         if self.batch % world:
@@ -187,9 +223,12 @@ class Trainer:
 
     # --- state -----------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
-                "sampler": self.sampler.state_dict(), "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        state = {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
+                 "sampler": self.sampler.state_dict(), "rng_cpu": torch.get_rng_state(),
+                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        if self.scalers:                  # fp16: each player's loss scale and its growth counter
+            state["scalers"] = {k: sc.state_dict() for k, sc in self.scalers.items()}
+        return state
 
     def save(self) -> Path | None:
         """A checkpoint, written by rank 0 alone; under several processes it also keeps every rank's noise stream.
@@ -219,6 +258,8 @@ class Trainer:
             self.model.load_state_dict(weights)
             for k, o in self.opts.items():
                 o.load_state_dict(s["optimizers"][k])
+            for k, sc in self.scalers.items():
+                sc.load_state_dict(s["scalers"][k])
             self.sampler.load_state_dict(s["sampler"])
             self.step = int(s["step"])
             rank, ranks = self.dist.rank, s.get("rng_ranks")
@@ -317,19 +358,34 @@ class Trainer:
                     if self.dist.active:          # every rank computed it on the full set; rank 0's is kept
                         distributed.broadcast_tensors(list(self.model.state_dict().values()))
                 else:
-                    loss, out = self._loss(p.name, batch)
-                    opt = self.opts[p.name]
+                    with self.autocast():
+                        loss, out = self._loss(p.name, batch)
+                    opt, scaler = self.opts[p.name], self.scalers.get(p.name)
                     opt.zero_grad(set_to_none=True)
-                    loss.backward(inputs=p.params)   # only this player's parameters get gradients
+                    # only this player's parameters get gradients (fp16: of the scaled loss)
+                    (loss if scaler is None else scaler.scale(loss)).backward(inputs=p.params)
                     if self.dist.active:             # the global batch's mean gradient and loss, on every rank
                         loss = distributed.average_gradients(p.params, loss)
                     if not bool(loss.detach().abs() <= LOSS_LIMIT):   # NaN, inf or exploded: before the update
                         raise Diverging("loss", p.name, self.step + 1, float(loss.detach()))
-                    opt.step()
+                    if scaler is None:
+                        opt.step()
+                    else:                            # unscales; skips the step if a gradient overflowed
+                        scaler.step(opt)
+                        scaler.update()
                     out = {"loss": loss, **out}
-                logs.update({f"{p.name}/{k}": v.detach() for k, v in out.items()})
+                if self.amp_dtype is None:
+                    logs.update({f"{p.name}/{k}": v.detach() for k, v in out.items()})
+                else:                                # a value autocast left in 16 bits is logged as float32
+                    logs.update({f"{p.name}/{k}": v.detach().float() for k, v in out.items()})
         self.step += 1
         return logs
+
+    def autocast(self):
+        """The context the players' forward passes and losses run in: autocast to bf16/fp16, or nothing (fp32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # --- the loop ----------------------------------------------------------------------------------
     def _call(self, hook: str, *args) -> None:
