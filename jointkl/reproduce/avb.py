@@ -20,6 +20,7 @@ from jointkl import data, presets
 from jointkl.api import load
 from jointkl.eval.knn_kl import knn_kl
 from jointkl.reproduce.base import Context, Job, Result, Row, Table, register
+from jointkl.reproduce.from_presets import preset_jobs
 
 PRESETS = {"avb": "avb/binary2x2", "vae": "vae/binary2x2"}   # the settings, with their reasons: jointkl/presets
 METRICS = [("log-likelihood (2-d quadrature)", "higher"), ("log-likelihood (IS, k=10^4)", "higher"),
@@ -81,13 +82,7 @@ def latent_figure(zs: dict[str, torch.Tensor], path: Path) -> Path:
 
 
 def avb_table1_jobs(ctx: Context, out: Path) -> list[Job]:
-    jobs = []
-    for s in range(ctx.seeds):
-        for m, name in PRESETS.items():
-            p = presets.get(name)
-            opts = p.at(ctx.scale)
-            jobs.append(Job(p.model, p.data, out / f"{m}-seed{s}", {**opts, "seed": s, "ckpt_every": opts["steps"]}))
-    return jobs
+    return preset_jobs(ctx, [(out / f"{m}-seed{{s}}", name) for m, name in PRESETS.items()])
 
 
 def avb_table1(ctx: Context, out: Path) -> Result:

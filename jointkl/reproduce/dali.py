@@ -15,6 +15,7 @@ from jointkl.eval.recon import reconstruction_mse
 from jointkl.objectives import MODELS
 from jointkl.plots import save_samples
 from jointkl.reproduce.base import Context, Job, Result, Row, Table, image_nets, nets_name, register
+from jointkl.reproduce.from_presets import preset_jobs
 from jointkl.reproduce.su_ali import grid_rows
 
 # Table 2's runs are the presets of jointkl/presets (their nets, steps and lrs, per scale, with the reasons).
@@ -49,24 +50,13 @@ def _run(out: Path, label: str, seed: int) -> Path:
     return out / f"{re.sub(r'[^A-Za-z0-9]+', '-', label).strip('-')}-seed{seed}"
 
 
-def _preset_jobs(ctx: Context, out: Path, spec: dict) -> list[Job]:
-    """Every seed of every row's preset at this context's scale."""
-    jobs = []
-    for label, (name, *_) in spec.items():
-        p = presets.get(name)
-        opts = p.at(ctx.scale)
-        jobs += [Job(p.model, p.data, _run(out, label, s), {**opts, "seed": s, "ckpt_every": opts["steps"]})
-                 for s in range(ctx.seeds) if p.model in MODELS]
-    return jobs
-
-
 def _jobs(out: Path, spec: dict, dataset: str, common: dict, seeds: int) -> list[Job]:
     return [Job(m, dataset, _run(out, label, s), {**common, **o, "seed": s, "ckpt_every": common["steps"]})
             for label, (m, o, *_) in spec.items() if m in MODELS for s in range(seeds)]
 
 
 def dali_table2_jobs(ctx: Context, out: Path) -> list[Job]:
-    return _preset_jobs(ctx, out, TABLE2)
+    return preset_jobs(ctx, [(_run(out, label, '{s}'), name) for label, (name, *_) in TABLE2.items()])
 
 
 def dali_table2(ctx: Context, out: Path) -> Result:

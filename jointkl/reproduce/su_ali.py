@@ -5,16 +5,15 @@ from pathlib import Path
 
 import torch
 
-from jointkl import data
+from jointkl import data, presets
 from jointkl.api import load
 from jointkl.eval.modes import covered_modes, expected_modes, mode_map, mode_stats
 from jointkl.plots import save_latent_cells, save_samples
 from jointkl.reproduce.base import Context, Job, Result, Row, Table, diverged, register
+from jointkl.reproduce.from_presets import preset_jobs
 
-GRID_ALI = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
-                encoder="gaussian", decoder="dirac", log_every=250, ckpt_every=5000)
 ALI_LOSSES = {"ALI minimax (eq. 42)": "minimax", "ALI nonsaturating (eq. 43)": "nonsaturating",
-              "ALI vi (eq. 41)": "vi"}
+              "ALI vi (eq. 41)": "vi"}                               # label -> loss; preset ali/grid25-su-LOSS
 LIM = 3.5                                                                 # latent figure: z in [-3.5, 3.5]^2
 
 
@@ -60,7 +59,7 @@ def grid_rows(out: Path, label: str, runs: list[Path], paper: tuple[float | None
 
 
 def _steps(ctx: Context) -> int:
-    return ctx.pick(2000, 4000, 10000)
+    return presets.get("ali/grid25-su-vi").at(ctx.scale)["steps"]
 
 
 def _runs(ctx: Context, out: Path) -> dict[str, list[Path]]:
@@ -68,8 +67,7 @@ def _runs(ctx: Context, out: Path) -> dict[str, list[Path]]:
 
 
 def su_ali_jobs(ctx: Context, out: Path) -> list[Job]:
-    return [Job("ali", "grid25", run, {**GRID_ALI, "loss": ALI_LOSSES[label], "steps": _steps(ctx), "seed": s})
-            for label, rs in _runs(ctx, out).items() for s, run in enumerate(rs)]
+    return preset_jobs(ctx, [(out / f"{loss}-seed{{s}}", f"ali/grid25-su-{loss}") for loss in ALI_LOSSES.values()])
 
 
 def su_ali(ctx: Context, out: Path) -> Result:

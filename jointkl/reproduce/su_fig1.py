@@ -5,33 +5,28 @@ from pathlib import Path
 
 import torch
 
-from jointkl import data
+from jointkl import data, presets
 from jointkl.api import load
 from jointkl.eval.modes import mode_stats
 from jointkl.plots import save_samples
 from jointkl.reproduce.base import Context, Job, Result, Row, Table, register
+from jointkl.reproduce.from_presets import preset_jobs
 
-GRID_GAN = dict(batch_size=256, latent_dim=2, hidden=128, layers=3, lr=1e-3, betas=(0.5, 0.999),
-                log_every=250, ckpt_every=500, keep_ckpts=1000)   # every checkpoint kept: stability curve
-SU_VARIANTS = {                                  # label -> GAN options (Su eq. 20 / eq. 26)
-    "GAN (1 G step)": dict(g_steps=1, reg=0.0),
-    "GAN (2 G steps)": dict(g_steps=2, reg=0.0),
-    "GAN + reg (λ=5, 2 G steps)": dict(g_steps=2, reg=5.0),
+SU_VARIANTS = {                                  # label -> preset (Su eq. 20 / eq. 26; jointkl/presets)
+    "GAN (1 G step)": "gan/grid25-su-1g",
+    "GAN (2 G steps)": "gan/grid25-su-2g",
+    "GAN + reg (λ=5, 2 G steps)": "gan/grid25-su-reg",
 }
 
 
-def _steps(ctx: Context) -> int:
-    return ctx.pick(2000, 5000, 20000)
-
-
 def su_fig1_jobs(ctx: Context, out: Path) -> list[Job]:
-    return [Job("gan", "grid25", out / f"{i}-seed{s}", {**GRID_GAN, **v, "steps": _steps(ctx), "seed": s})
-            for i, v in enumerate(SU_VARIANTS.values()) for s in range(ctx.seeds)]
+    return preset_jobs(ctx, [(out / f"{i}-seed{{s}}", name) for i, name in enumerate(SU_VARIANTS.values())])
 
 
 def su_fig1(ctx: Context, out: Path) -> Result:
-    ds, steps, seeds = data.load("grid25"), ctx.capped(_steps(ctx)), ctx.seeds
-    every = min(GRID_GAN["ckpt_every"], steps)
+    opts = presets.get(SU_VARIANTS["GAN (1 G step)"]).at(ctx.scale)
+    ds, steps, seeds = data.load("grid25"), ctx.capped(opts["steps"]), ctx.seeds
+    every = min(opts["ckpt_every"], steps)
     checks = list(range(every, steps + 1, every))
     rows, figs, curves = [], [], {}
     for i, label in enumerate(SU_VARIANTS):
