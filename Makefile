@@ -3,6 +3,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DOCS_STAMP := $(VENV)/.docs-installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -10,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-.PHONY: install run reproduce-all test bench
+.PHONY: install run reproduce-all test bench docs
 install: $(STAMP)
 
 run: $(STAMP)            ## the main job: every paper table at the quick scale; report in runs/reproduce
@@ -25,3 +26,10 @@ test: $(STAMP)           ## the test suite
 bench: $(STAMP)          ## benchmarks (timings; not part of the tests)
 	$(PY) benchmarks/bench_vae_mnist5k.py
 	$(PY) benchmarks/bench_gan_grid25.py
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	rm -f $(VENV)/.docs-installed-* && touch $@
+
+docs: $(DOCS_STAMP)      ## the docs site (MkDocs + mkdocstrings) into site/; warnings are errors
+	$(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,10 +1,14 @@
 """Reports: each reproduced table as ours (mean ± std over seeds) beside the paper's, with a verdict,
-as report.md and a self-contained report.html (figures inlined)."""
+as report.md and a self-contained report.html (figures inlined, a contents list, where the numbers came from)."""
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -15,13 +19,28 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
 
 
+def ours_cell(r) -> str:
+    """mean ± std (n=k); one seed has no spread to show: its value and n=1."""
+    if not r.ours:
+        return "pending"
+    if len(r.ours) == 1:
+        return f"{_fmt(r.mean)} (n=1)"
+    return f"{_fmt(r.mean)} ± {_fmt(r.std)} (n={len(r.ours)})"
+
+
+def diff_cell(r) -> str:
+    """ours − paper, and whether that is better or worse by the row's own direction (`Row.better`)."""
+    if not r.ours or r.paper is None:
+        return "–"
+    d = r.mean - r.paper
+    if d == 0:
+        return "0"
+    good = d > 0 if r.better == "higher" else d < 0
+    return f"{_fmt(d)} ({'better' if good else 'worse'})"
+
+
 def table_rows(result) -> list[list[str]]:
-    out = []
-    for r in result.rows:
-        ours = "pending" if not r.ours else f"{_fmt(r.mean)} ± {_fmt(r.std)} (n={len(r.ours)})"
-        diff = _fmt(r.mean - r.paper) if r.ours and r.paper is not None else "–"
-        out.append([r.method, r.metric, ours, _fmt(r.paper), diff])
-    return out
+    return [[r.method, r.metric, ours_cell(r), _fmt(r.paper), diff_cell(r)] for r in result.rows]
 
 
 HEAD = ["method", "metric", "ours (mean ± std over seeds)", "paper", "ours − paper"]
@@ -42,33 +61,73 @@ SCALE_TEXT = {"quick": "quick (the whole registry in about 10 minutes on 2 CPU c
               "full": "full (the papers' data sets and sizes where their files are present)"}
 
 
+def verdict_text(verdict: str, scale: str) -> str:
+    """The verdict with its scale's caveat: a quick-scale verdict is a smoke run, never a finding."""
+    return f"{verdict} (quick scale: not a finding)" if scale == "quick" and verdict != "pending" else verdict
+
+
+def provenance() -> dict[str, str]:
+    """Where the numbers come from: date, versions, commit, machine, command."""
+    import importlib.metadata
+
+    import torch
+    try:
+        version = importlib.metadata.version("jointkl")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0+unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "jointkl": version, "commit": commit, "torch": torch.__version__,
+            "python": platform.python_version(), "device": device,
+            "command": " ".join(["jointkl", *sys.argv[1:]]) if sys.argv else "jointkl"}
+
+
+def _anchor(tid: str) -> str:
+    return "t-" + "".join(c if c.isalnum() else "-" for c in tid)
+
+
 def write_report(tables: dict, results: dict, out: Path, scale: str = "default") -> None:
+    """report.md and report.html for the entries in `results` (called after each entry, so a later crash
+    leaves the finished ones readable)."""
     intro = (f"Ours beside the papers' numbers; every number below was measured by `jointkl reproduce` at scale "
              f"{SCALE_TEXT[scale]}.")
-    md = ["# jointkl reproduction report", "", intro, "",
+    prov = provenance()
+    prov_line = "; ".join(f"{k}: {v}" for k, v in prov.items())
+    md = ["# jointkl reproduction report", "", intro, "", f"Provenance: {prov_line}.", "",
           "| table | verdict | seconds |", "|---|---|---|"]
-    tag = " (quick scale: not a finding)" if scale == "quick" else ""   # a few hundred steps decide little
-    md += [f"| {tid} | {r.verdict}{tag if r.verdict != 'pending' else ''} | {r.seconds:.0f} |" for tid, r in results.items()]
+    md += [f"| [{tid}](#{_anchor(tid)}) | {verdict_text(r.verdict, scale)} | {r.seconds:.0f} |"
+           for tid, r in results.items()]
     body = [f"<h1>jointkl reproduction report</h1><p>{html.escape(intro)}</p>"
-            "<table><tr><th>table</th><th>verdict</th><th>seconds</th></tr>"
-            + "".join(f"<tr><td>{tid}</td><td>{r.verdict}</td><td>{r.seconds:.0f}</td></tr>"
+            "<table class='prov'>" + "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in prov.items())
+            + "</table><h2>Contents</h2><table><tr><th>table</th><th>verdict</th><th>seconds</th></tr>"
+            + "".join(f"<tr><td><a href='#{_anchor(tid)}'>{html.escape(tid)}</a></td>"
+                      f"<td>{html.escape(verdict_text(r.verdict, scale))}</td><td>{r.seconds:.0f}</td></tr>"
                       for tid, r in results.items()) + "</table>"]
     for tid, r in results.items():
-        t = tables[tid]
-        md += ["", f"## {tid}: {t.title}", "", f"Protocol: {t.protocol}", ""]
+        t, verdict = tables[tid], verdict_text(r.verdict, scale)
+        md += ["", f'<a id="{_anchor(tid)}"></a>', "", f"## {tid}: {t.title}", "", f"Protocol: {t.protocol}", ""]
         if r.rows:
             md += ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
             md += ["| " + " | ".join(row) + " |" for row in table_rows(r)]
-        md += ["", f"**Verdict: {r.verdict}.** {r.note}"]
+        md += ["", f"**Verdict: {verdict}.** {r.note}"]
         md += [f"![{p.name}]({os.path.relpath(p, out)})" for p in r.figures]
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(r))
-        imgs = "".join(f'<img alt="{p.name}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-                       for p in r.figures if p.exists())
-        body.append(f"<h2>{html.escape(tid)}: {html.escape(t.title)}</h2><p>Protocol: {html.escape(t.protocol)}</p>"
+        figs = "".join(f'<figure><img alt="{html.escape(p.name)}" src="data:image/png;base64,'
+                       f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(tid)}: '
+                       f"{html.escape(p.stem)}</figcaption></figure>" for p in r.figures if p.exists())
+        body.append(f"<h2 id='{_anchor(tid)}'>{html.escape(tid)}: {html.escape(t.title)}</h2>"
+                    f"<p>Protocol: {html.escape(t.protocol)}</p>"
                     + (f"<table><tr>{''.join(f'<th>{h}</th>' for h in HEAD)}</tr>{rows}</table>" if r.rows else "")
-                    + f"<p><b>Verdict: {html.escape(r.verdict)}.</b> {html.escape(r.note)}</p>{imgs}")
+                    + f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(r.note)}</p>{figs}"
+                    + "<p><a href='#top'>back to the top</a></p>")
     (out / "report.md").write_text("\n".join(md) + "\n")
-    style = ("body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:30%;margin:4px}")
+    style = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}figure{display:inline-block;margin:6px;"
+             "max-width:100%}figure img{max-width:100%}figcaption{font-size:80%;color:#444}")
     (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>jointkl report</title>"
-                                     f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+                                     f"<style>{style}</style></head><body id='top'>{''.join(body)}</body></html>")

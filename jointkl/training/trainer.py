@@ -65,7 +65,7 @@ class Callback:
     """Hooks into `Trainer.fit`, in the spirit of minGPT's callbacks and Lightning's hooks; override any.
     `on_step_start`/`on_step_end` run on every process, the others (and the run folder's writers) on rank 0
     alone. `logs` holds the step's detached loss tensors; `values` the logged floats (averaged over ranks).
-    A Weights & Biases or MLflow logger is an `on_log` of one line (see the README)."""
+    A Weights & Biases or MLflow logger is an `on_log` of one line (docs/callbacks.md)."""
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_step_start(self, trainer: Trainer) -> None: ...
