@@ -80,6 +80,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
     r.add_argument("--estimate", action="store_true",
                    help="print each entry's expected training time (a few probed steps) and stop; trains nothing")
+    r.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the runs already in --out; an entry with runs "
+                   "missing names them instead of scoring")
+    x = r.add_argument_group("where the training runs execute (docs/cluster.md)")
+    x.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                   help="local: a process pool on this machine, one thread per run (default); ray: one Ray task "
+                   "per run (pip install 'jointkl[ray]'); slurm: one SLURM job per run through submitit (pip "
+                   "install 'jointkl[slurm]'). Runs already cached in --out are never sent again")
+    x.add_argument("--ray-address", metavar="ADDRESS",
+                   help="ray: the cluster to join (default: the running one `address=auto` finds, else a local Ray)")
+    x.add_argument("--slurm-partition", metavar="NAME", help="slurm: the partition of the jobs (default: the cluster's)")
+    x.add_argument("--slurm-time", metavar="TIME",
+                   help="slurm: each job's time limit, in minutes (90), H:MM:SS or D-HH:MM:SS (default 240 minutes)")
+    x.add_argument("--slurm-logs", metavar="FOLDER",
+                   help="slurm: folder of submitit's logs and pickles, %%j = job id (default OUT/slurm-logs/%%j)")
+    x.add_argument("--cpus-per-run", type=int, metavar="N",
+                   help="ray, slurm: CPUs per training run, which trains on that many threads (default 1)")
+    x.add_argument("--gpus-per-run", type=float, metavar="N",
+                   help="ray, slurm: GPUs per training run (default 0; ray takes fractions such as 0.5)")
 
     lst = sub.add_parser("list", help="list models, presets, data or tables")
     lst.add_argument("what", choices=["models", "presets", "data", "tables"])
@@ -207,8 +226,12 @@ def _list(a) -> None:
 
 
 def _reproduce(a) -> None:
-    from jointkl.reproduce import run_tables
-    run_tables(a.tables, Path(a.out), seeds=a.seeds, scale=a.scale or "default", estimate_only=a.estimate)
+    from jointkl.reproduce import make_executor, run_tables
+    executor = make_executor(a.executor, out=a.out, address=a.ray_address, partition=a.slurm_partition,
+                             minutes=a.slurm_time, log_folder=a.slurm_logs, cpus_per_run=a.cpus_per_run,
+                             gpus_per_run=a.gpus_per_run)
+    run_tables(a.tables, Path(a.out), seeds=a.seeds, scale=a.scale or "default", estimate_only=a.estimate,
+               executor=executor, report_only=a.report_only)
 
 
 def main(argv: list[str] | None = None) -> int:

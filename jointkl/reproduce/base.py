@@ -3,8 +3,10 @@ machinery that trains an entry's jobs (cached by config, in parallel) and times 
 
 An entry (`Table`) declares its training runs and its scoring separately: `jobs(ctx, out)` lists the runs
 (model, data, out_dir, options) it needs, `score(ctx, out)` reads them and returns our numbers beside the
-paper's. `run_table` trains the jobs not yet cached (after printing their expected time when `ctx.estimate`),
-then scores; `estimate_table` only prints the time. This module imports no table module; each table module
+paper's. `run_table` trains the jobs not yet cached (after printing their expected time when `ctx.estimate`)
+on an executor (`jointkl.reproduce.executors`: the local pool by default, or Ray / SLURM), then scores them, or,
+when some are missing (`--report-only`, or runs that failed), returns rows naming them; `estimate_table` only
+prints the time. The config cache (`_is_done`) is the only record of which runs are done. This module imports no table module; each table module
 imports it and registers itself, and the package (`jointkl.reproduce`) imports the table modules and fixes
 their order.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -20,8 +21,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from jointkl.errors import Diverged, JointKLError
-
-DIVERGED = "DIVERGED"                 # marker file in a run folder whose training met a non-finite loss
+from jointkl.reproduce.executors import DIVERGED, Executor, LocalExecutor
 
 
 @dataclass
@@ -140,19 +140,7 @@ def register(table: Table) -> Table:
     return table
 
 
-# ---- running many small trainings in parallel, each on one thread --------------------------------------
-
-def _train_job(args: tuple) -> str:
-    model, data, out, opts = args
-    import torch
-    torch.set_num_threads(1)
-    from jointkl.run import train
-    try:                              # progress=False: one bar over the jobs instead of interleaved bars
-        train(model, data, out, force=True, progress=False, **opts)
-    except Diverged as e:             # a result of the protocol, not a crash: recorded, cached, reported
-        (Path(out) / DIVERGED).write_text(f"{e}\n")
-    return out
-
+# ---- running many small trainings: in a local pool, each on one thread, or on Ray / SLURM (executors) --------
 
 def diverged(run: Path) -> str | None:
     """Why this run stopped at a non-finite loss, or None if it did not."""
@@ -176,27 +164,14 @@ def _workers(jobs: list, workers: int | None = None) -> int:
     return workers or min(len(jobs), os.cpu_count() or 1)
 
 
-def train_many(jobs, workers: int | None = None) -> None:
-    """Train (model, data, out, options) jobs not already cached, `workers` processes at a time."""
-    left = [(m, d, str(o), opts) for m, d, o, opts in todo(jobs)]
+def train_many(jobs, workers: int | None = None, executor: Executor | None = None) -> dict[str, str]:
+    """Train (model, data, out, options) jobs not already cached: on `executor`, or in the local pool of
+    `workers` processes (which stops at the first run that raises). The runs that raised on a remote executor,
+    {out: the error on one line}; they are not cached, so the next call trains them again."""
+    left = todo(jobs)
     if not left:
-        return
-    workers = _workers(left, workers)
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(left), desc=f"  {len(left)} run(s) on {workers} process(es)", unit="run")
-    try:
-        if workers == 1:
-            for j in left:
-                _train_job(j)
-                bar.update(1)
-            return
-        import multiprocessing as mp
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for f in as_completed([pool.submit(_train_job, j) for j in left]):
-                f.result()
-                bar.update(1)
-    finally:
-        bar.close()
+        return {}
+    return (executor or LocalExecutor(workers)).run(left)
 
 
 # ---- the expected training time ----------------------------------------------------------------------------
@@ -282,17 +257,49 @@ def _add_training_curves(result: Result, folder: Path) -> None:
         result.figures.append(path)
 
 
-def run_table(table: Table, ctx: Context, out: Path) -> Result:
-    """Train the entry's jobs not cached in `out` (saying first how long it will take when `ctx.estimate`),
-    score them, and add the figure of the training losses."""
+def missing_rows(table: Table, jobs: list[Job], missing: list[Job], failures: dict[str, str],
+                 report_only: bool) -> Result:
+    """The result of an entry some of whose runs are not there: one row per missing run saying why (failed,
+    with its error, or not trained), verdict pending, and a note saying how to get them."""
+    rows = [Row(f"run {Path(j.out).name}", f"failed: {failures[str(j.out)]}" if str(j.out) in failures
+                else "missing: not trained yet" if report_only else "missing after training", []) for j in missing]
+    have = f"{len(missing)} of its {len(jobs)} training run(s)"
+    if report_only:
+        note = (f"not scored: {have} are not in {Path(missing[0].out).parent} (--report-only trains nothing); "
+                f"`jointkl reproduce {table.id}` at the same scale trains them and keeps the cached ones.")
+    else:
+        failed = sum(str(j.out) in failures for j in missing)
+        note = (f"not scored: {have} did not finish ({failed} failed: see each row); the next `jointkl reproduce` "
+                "trains them again and keeps the cached ones.")
+    return Result(rows, "pending", note)
+
+
+def run_table(table: Table, ctx: Context, out: Path, executor: Executor | None = None, train: bool = True,
+              report_only: bool = False, failures: dict[str, str] | None = None) -> Result:
+    """Train the entry's jobs not cached in `out` on `executor` (default: the local pool; saying first how
+    long it will take when `ctx.estimate`), score them, and add the figure of the training losses.
+
+    `train=False`: its jobs were already sent (a remote executor trains the whole grid at once; `failures`:
+    {out: error} of those that raised). `report_only`: trains nothing, and an entry that trains inside its
+    scoring (`probed=False`) is not scored. Either way an entry with runs missing is not scored: its rows name
+    the missing runs (`missing_rows`)."""
     if table.score is None:
         return Result([], "pending", "not built yet")
     start = time.time()
+    if report_only and not table.probed:
+        return Result([], "pending", "not scored: this entry trains inside its scoring (see its protocol), which "
+                      "--report-only does not run; run it without --report-only")
     jobs = ctx.cap(table.jobs(ctx, out))
-    if ctx.estimate and (left := todo(jobs)):
-        say_estimate(left)
-    train_many(jobs)
-    result = table.score(ctx, out)
+    failures = dict(failures or {})
+    if train and not report_only:
+        local = executor is None or not executor.remote
+        if ctx.estimate and local and (left := todo(jobs)):
+            say_estimate(left)
+        failures.update(train_many(jobs, executor=executor))
+    if missing := todo(jobs):
+        result = missing_rows(table, jobs, missing, failures, report_only)
+    else:
+        result = table.score(ctx, out)
+        _add_training_curves(result, out)
     result.seconds = time.time() - start
-    _add_training_curves(result, out)
     return result

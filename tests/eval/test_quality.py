@@ -159,7 +159,7 @@ def test_eval_is_fid_on_a_run(data_dir, tmp_path, monkeypatch, cli):
     jk.train("vae", data="digits", steps=30, out=run, latent_dim=2, hidden=16, layers=1, log_every=10, ckpt_every=30)
     code, out, err = cli("eval", run, "--metrics", "is,fid", "--n", "200")
     assert code == 0, err
-    values = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()}
+    values = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()[1:]}   # after the header line
     assert set(values) == {"is", "fid", "is_test"} and 1 <= values["is"] <= 10 and values["fid"] > 0
     assert "jointkl: error: metric" not in err
     model = jk.load(run)
