@@ -92,3 +92,20 @@ def adam_updates(m, x, steps, lr=0.05):
             loss.backward(inputs=p.params)
             opts[p.name].step()
     return m
+
+
+def registry_kept(folder=None):
+    """A fixture body: the model registry (and the modules imported from `folder`) as they were, after the test."""
+    import sys
+    from jointkl.objectives import MODELS, registry
+    stores = (MODELS, registry._PROVIDERS, registry._ENTRY_POINT_MODELS, registry._LOADED_ENTRY_POINTS,
+              registry._FILES)
+    saved = [type(s)(s) for s in stores]
+    yield
+    for store, old in zip(stores, saved):
+        store.clear()
+        store.update(old)
+    if folder is not None:
+        for name, m in list(sys.modules.items()):
+            if str(getattr(m, "__file__", None) or "").startswith(str(folder)):
+                del sys.modules[name]

@@ -14,6 +14,7 @@ import yaml
 import jointkl as jk
 from jointkl.objectives import registry
 from jointkl.objectives.registry import MODELS
+from tests.helpers import registry_kept
 
 USER_MODEL = '''
 from jointkl.objectives import register
@@ -30,17 +31,8 @@ DATA = ["--data", "binary2x2"]
 
 @pytest.fixture(autouse=True)
 def clean_registry(tmp_path):
-    """Every test leaves the registry, and the modules it imported from tmp_path, as it found them."""
-    saved = (dict(MODELS), dict(registry._PROVIDERS), set(registry._ENTRY_POINT_MODELS),
-             set(registry._LOADED_ENTRY_POINTS), dict(registry._FILES))
-    yield
-    for store, old in zip((MODELS, registry._PROVIDERS, registry._ENTRY_POINT_MODELS,
-                           registry._LOADED_ENTRY_POINTS, registry._FILES), saved):
-        store.clear()
-        store.update(old)
-    for name, m in list(sys.modules.items()):
-        if str(getattr(m, "__file__", None) or "").startswith(str(tmp_path)):
-            del sys.modules[name]
+    """Every test leaves the model registry, and the modules it imported from tmp_path, as it found them."""
+    yield from registry_kept(tmp_path)
 
 
 @pytest.fixture

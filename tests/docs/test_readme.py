@@ -20,6 +20,7 @@ from jointkl.cli import _parser
 from jointkl.joints import decoder, encoder
 from jointkl.objectives import registry
 from jointkl.objectives.registry import MODELS
+from tests.helpers import registry_kept
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -43,14 +44,8 @@ def section(page: Path, title: str) -> str:
 
 @pytest.fixture(autouse=True)
 def clean_registry():
-    """Every test leaves the model registry as it found it."""
-    saved = (dict(MODELS), dict(registry._PROVIDERS), set(registry._ENTRY_POINT_MODELS),
-             set(registry._LOADED_ENTRY_POINTS), dict(registry._FILES))
-    yield
-    for store, old in zip((MODELS, registry._PROVIDERS, registry._ENTRY_POINT_MODELS,
-                           registry._LOADED_ENTRY_POINTS, registry._FILES), saved):
-        store.clear()
-        store.update(old)
+    """Every test leaves the model registry as it found them."""
+    yield from registry_kept()
 
 
 def test_the_readme_is_at_most_200_lines():

@@ -16,6 +16,7 @@ import yaml
 import jointkl
 from jointkl.objectives import registry
 from jointkl.objectives.registry import MODELS
+from tests.helpers import registry_kept
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "write-your-own-model.md"
 TINY = dict(hidden=8, layers=1, batch_size=32, log_every=2, ckpt_every=2, device="cpu")
@@ -28,17 +29,8 @@ def blocks(lang: str) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def clean_registry(tmp_path):
-    """Every test leaves the registry, and the modules it imported from tmp_path, as it found them."""
-    saved = (dict(MODELS), dict(registry._PROVIDERS), set(registry._ENTRY_POINT_MODELS),
-             set(registry._LOADED_ENTRY_POINTS), dict(registry._FILES))
-    yield
-    for store, old in zip((MODELS, registry._PROVIDERS, registry._ENTRY_POINT_MODELS,
-                           registry._LOADED_ENTRY_POINTS, registry._FILES), saved):
-        store.clear()
-        store.update(old)
-    for name, m in list(sys.modules.items()):
-        if str(getattr(m, "__file__", None) or "").startswith(str(tmp_path)):
-            del sys.modules[name]
+    """Every test leaves the model registry, and the modules it imported from tmp_path, as it found them."""
+    yield from registry_kept(tmp_path)
 
 
 @pytest.fixture

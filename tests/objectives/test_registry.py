@@ -12,6 +12,7 @@ import pytest
 from jointkl.errors import JointKLError
 from jointkl.objectives import registry
 from jointkl.objectives.registry import MODELS, get, import_models, load_entry_points, provider, register
+from tests.helpers import registry_kept
 
 USER_MODEL = '''
 from jointkl.objectives import register
@@ -27,17 +28,8 @@ class {cls}(VAE):
 
 @pytest.fixture(autouse=True)
 def clean_registry(tmp_path):
-    """Every test leaves the registry, and the modules it imported from tmp_path, as it found them."""
-    saved = (dict(MODELS), dict(registry._PROVIDERS), set(registry._ENTRY_POINT_MODELS),
-             set(registry._LOADED_ENTRY_POINTS), dict(registry._FILES))
-    yield
-    for store, old in zip((MODELS, registry._PROVIDERS, registry._ENTRY_POINT_MODELS,
-                           registry._LOADED_ENTRY_POINTS, registry._FILES), saved):
-        store.clear()
-        store.update(old)
-    for name, m in list(sys.modules.items()):
-        if str(getattr(m, "__file__", None) or "").startswith(str(tmp_path)):
-            del sys.modules[name]
+    """Every test leaves the model registry, and the modules it imported from tmp_path, as it found them."""
+    yield from registry_kept(tmp_path)
 
 
 def write(folder: Path, module: str, name: str, cls: str = "Mine", extra: str = "") -> Path:
