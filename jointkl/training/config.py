@@ -142,6 +142,11 @@ def check(key: str, value, tp) -> None:
         if optional:
             return
         raise JointKLError(f"option {key} must be given; it has no 'none' value")
+    if typing.get_origin(tp) is typing.Literal:         # a choice: `loss: Literal["minimax", "vi"]`
+        if value not in typing.get_args(tp):
+            raise JointKLError(f"option {key}={_short(value)} is not known; choose "
+                               f"{', '.join(map(str, typing.get_args(tp)))}")
+        return
     if typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)
         want = len(args) if args and args[-1] is not Ellipsis else None
@@ -193,6 +198,9 @@ def _coerce(value, tp, key: str):
     """Convert a parsed YAML scalar to the field's annotated type, or explain what was expected. A true/false
     is never a number (`steps=true` is not 1), and a number only a whole number where one is expected."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        check(key, value, tp)
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
