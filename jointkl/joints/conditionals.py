@@ -210,9 +210,11 @@ class OnFeatures(nn.Module):
 
 
 def decoder(kind: str, in_dim: int, data_shape: Shape, hidden: int, layers: int, arch: str = "mlp",
-            batchnorm: bool = False, act: str = "leaky_relu") -> Conditional:
+            batchnorm: bool = False, act: str = "leaky_relu", data_kind: str = "continuous") -> Conditional:
     """p(x|z) for a data kind: Bernoulli pixels, a Gaussian with a learned global std, or a deterministic
-    generator x = G(z) ("dirac")."""
+    generator x = G(z) ("dirac"); "auto": Gaussian on continuous data, Bernoulli on binary and image data."""
+    if kind == "auto":
+        kind = "gaussian" if data_kind == "continuous" else "bernoulli"
     if kind == "bernoulli":
         return Bernoulli(in_dim, data_shape, hidden, layers, arch=arch, batchnorm=batchnorm, act=act)
     if kind == "gaussian":
