@@ -82,7 +82,7 @@ def _range(key: str, tp) -> tuple[float, float, bool, bool] | None:
         return 0.0, 1.0, True, False
     if key == "lr" or key.startswith("lr_"):
         return 0.0, math.inf, True, True
-    if key in ("reg", "lam", "info", "adv", "alpha") or key.endswith("_weight"):
+    if key in ("reg", "lam", "info", "adv", "alpha", "rec", "gamma", "beta") or key.endswith("_weight"):
         return 0.0, math.inf, False, True
     if key.endswith("temperature"):
         return 0.0, math.inf, True, True
