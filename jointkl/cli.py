@@ -156,9 +156,20 @@ def _sample(a) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, x.numpy())
-    elif not save_samples(x, out, title=f"{model.name} samples"):
+    elif not save_samples(x, out, _data_means(a.run) if x.dim() == 2 else None, title=f"{model.name} samples"):
         raise JointKLError(f"samples of shape {tuple(x.shape[1:])} cannot be drawn as a picture; use a .npy file")
     print(f"wrote {a.n} samples of shape {tuple(x.shape[1:])} to {out}")
+
+
+def _data_means(run: str):
+    """The mixture means of a run's data (`meta["means"]` of the toy sets), drawn on a 2-D scatter as the
+    training grids draw them; None where the data has none or cannot be found again (the scatter goes without)."""
+    from jointkl.errors import JointKLError
+    from jointkl.run import dataset, read_config
+    try:
+        return dataset(read_config(Path(run))["data"]).meta.get("means")
+    except JointKLError:
+        return None
 
 
 def _eval(a) -> None:

@@ -12,19 +12,24 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def image_grid(x: torch.Tensor, ncol: int | None = None) -> np.ndarray:
-    """(N, C, H, W) or (N, H, W) in [0, 1] -> one (rows*H, cols*W[, C]) array with 1-pixel gaps."""
+PAD = (0.3, 0.55, 0.85)   # the gaps of an image grid: a colour, so no pixel of a binary or grey image can match it
+
+
+def image_grid(x: torch.Tensor, ncol: int | None = None, pad: tuple[float, float, float] = PAD) -> np.ndarray:
+    """(N, C, H, W) or (N, H, W) in [0, 1] -> one (rows*H, cols*W, 3) RGB array with 1-pixel gaps of colour
+    `pad` (grey images are drawn in grey on it)."""
     x = x.detach().float().cpu().clamp(0, 1)
     if x.dim() == 3:
         x = x[:, None]
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x                       # (N, 3, H, W)
     n, c, h, w = x.shape
     ncol = ncol or math.ceil(math.sqrt(n))
     nrow = math.ceil(n / ncol)
-    grid = torch.ones(c, nrow * (h + 1) + 1, ncol * (w + 1) + 1)
+    grid = torch.tensor(pad, dtype=torch.float32)[:, None, None].repeat(1, nrow * (h + 1) + 1, ncol * (w + 1) + 1)
     for i in range(n):
         r, col = divmod(i, ncol)
         grid[:, 1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = x[i]
-    return grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
+    return grid.permute(1, 2, 0).numpy()
 
 
 def save_samples(x: torch.Tensor, path: str | Path, means: torch.Tensor | None = None, title: str = "") -> bool:
@@ -33,7 +38,7 @@ def save_samples(x: torch.Tensor, path: str | Path, means: torch.Tensor | None =
     fig = None
     if x.dim() == 4 or (x.dim() == 3 and x.shape[-1] > 2):
         fig, ax = plt.subplots(figsize=(4, 4))
-        ax.imshow(image_grid(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(image_grid(x), interpolation="nearest")
         ax.axis("off")
     elif x.dim() == 2 and x.shape[1] == 2:
         fig, ax = plt.subplots(figsize=(4, 4))

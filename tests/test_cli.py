@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import jointkl as jk
+from jointkl.plots import PAD
+from tests.test_plots import drawn_means, figures  # noqa: F401  (figures: a fixture)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -63,11 +65,25 @@ def test_sample_npy_has_data_shape(cli, trained_run, tmp_path):
     assert set(np.unique(x)) <= {0.0, 1.0}
 
 
-def test_sample_png(cli, trained_run, tmp_path):
+def test_sample_png_grid_has_gaps_no_pixel_can_take(cli, trained_run, tmp_path, figures):
     f = tmp_path / "s.png"
     code, _, err = cli("sample", trained_run, "--n", "16", "--out", f)
     assert code == 0, err
     assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = figures[-1].axes[0].get_images()[0].get_array()          # (4 * 3 + 1, 4 * 3 + 1, 3)
+    assert grid.shape == (13, 13, 3)
+    assert np.allclose(grid[0], PAD) and np.allclose(grid[:, 3], PAD)   # gaps: neither 0 nor 1 nor grey
+    assert set(np.unique(grid[1:3, 1:3])) <= {0.0, 1.0}               # a binary2x2 sample
+
+
+def test_sample_png_scatter_shows_the_datas_means(cli, tmp_path, figures):
+    run = tmp_path / "gan"
+    code, _, err = cli("train", "gan", "--data", "grid25", "--steps", "2", "--out", run, "hidden=8", "layers=1",
+                       "latent_dim=2", "batch_size=16", "log_every=1", "ckpt_every=2", "device=cpu")
+    assert code == 0, err
+    code, _, err = cli("sample", run, "--n", "30", "--out", tmp_path / "s.png")
+    assert code == 0, err
+    assert drawn_means(figures[-1].axes[0], jk.data.load("grid25").meta["means"].numpy())
 
 
 def test_sample_refuses_to_overwrite_without_force(cli, trained_run, tmp_path):
