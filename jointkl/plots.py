@@ -117,3 +117,43 @@ def save_entry_curves(csvs: list[Path], path: str | Path, root: Path, max_legend
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return True
+
+
+def save_vs_paper(rows: list, path: str | Path, title: str = "") -> bool:
+    """Ours beside the paper's numbers, one panel per metric (their scales differ), one line per row that has a
+    paper value: the paper's value (a hollow diamond), each seed's value (grey dots) and their mean ± one std (a
+    blue dot and bar). `rows`: objects with `method`, `metric`, `ours` (one value per seed), `paper` and `better`
+    (`jointkl.reproduce.Row`). False (nothing drawn) when no row has a paper value."""
+    metrics: dict[str, list] = {}
+    for r in rows:
+        if r.paper is not None:
+            metrics.setdefault(r.metric, []).append(r)
+    if not metrics:
+        return False
+    heights = [len(rs) + 1.5 for rs in metrics.values()]     # a row's line, plus the panel's title and axis
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 0.3 * sum(heights) + 0.8), squeeze=False,
+                             gridspec_kw={"height_ratios": heights}, layout="constrained")
+    for ax, (metric, rs) in zip(axes[:, 0], metrics.items()):
+        y = np.arange(len(rs))[::-1]                          # the table's order, top to bottom
+        for yi, r in zip(y, rs):
+            ours = np.asarray(r.ours, float)
+            ax.scatter(ours, np.full(len(ours), yi - 0.12), s=10, c="0.55", zorder=2)
+            if len(ours):
+                ax.errorbar(np.mean(ours), yi - 0.12, xerr=np.std(ours, ddof=1) if len(ours) > 1 else None,
+                            fmt="o", color="C0", ms=6, capsize=3, zorder=3)
+        ax.scatter([r.paper for r in rs], y + 0.12, marker="D", s=36, facecolors="none", edgecolors="k", zorder=3)
+        ax.set_yticks(y, [r.method if r.ours else f"{r.method} (ours pending)" for r in rs], fontsize=8)
+        ax.set_ylim(-0.7, len(rs) - 0.3)
+        better = {r.better for r in rs}
+        ax.set_title(metric + (f" ({better.pop()} is better)" if len(better) == 1 else ""), fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", lw=0.3)
+    handles = [plt.Line2D([], [], ls="", marker="D", mfc="none", mec="k", label="paper"),
+               plt.Line2D([], [], ls="", marker="o", color="C0", label="ours: seed mean ± std"),
+               plt.Line2D([], [], ls="", marker=".", color="0.55", label="ours: each seed")]
+    fig.legend(handles=handles, fontsize=7, loc="outside upper center", ncol=3, frameon=False, title=title,
+               title_fontsize=9)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from jointkl.reproduce.base import Result
+
 
 def _fmt(v: float | None) -> str:
     if v is None:
@@ -63,7 +65,36 @@ SCALE_TEXT = {"quick": "quick (the whole registry in about 10 minutes on 2 CPU c
 
 def verdict_text(verdict: str, scale: str) -> str:
     """The verdict with its scale's caveat: a quick-scale verdict is a smoke run, never a finding."""
-    return f"{verdict} (quick scale: not a finding)" if scale == "quick" and verdict != "pending" else verdict
+    judged = verdict not in ("pending", FAILED)
+    return f"{verdict} (quick scale: not a finding)" if scale == "quick" and judged else verdict
+
+
+FAILED = "failed"                   # the verdict of an entry that raised (`failed_result`)
+
+
+def failed_result(error: BaseException, seconds: float, not_run: list[str]) -> Result:
+    """What the report says of an entry that raised: that it failed, with the error on one line, and which
+    entries after it were not run."""
+    from jointkl.errors import one_line
+    later = f"; not run after it: {', '.join(not_run)}" if not_run else ""
+    return Result([], FAILED, f"this entry raised {one_line(error)}{later}.",
+                  seconds=seconds)
+
+
+CHART_CAPTION = ("ours against the paper, one panel per metric (their scales differ): the paper's value (hollow "
+                 "diamond), each seed's value (grey dots), their mean ± one std (blue dot and bar); rows without a "
+                 "paper value are left out")
+
+
+def chart(tid: str, result: Result, out: Path) -> Path | None:
+    """The entry's ours-vs-paper chart, out/ID-vs-paper.png: drawn the first time it is asked for and kept on
+    the result (the report is rewritten after every entry); None when no row has a paper value."""
+    from jointkl.plots import save_vs_paper
+    if result.chart is None:
+        path = out / f"{tid}-vs-paper.png"
+        if save_vs_paper(result.rows, path, f"{tid}: ours vs paper"):
+            result.chart = path
+    return result.chart
 
 
 def provenance() -> dict[str, str]:
@@ -91,6 +122,13 @@ def _anchor(tid: str) -> str:
     return "t-" + "".join(c if c.isalnum() else "-" for c in tid)
 
 
+def _figure(path: Path, caption: str, cls: str = "") -> str:
+    """An HTML figure with the PNG inlined (the page stands alone) and its caption."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f"<figure{f' class={cls!r}' if cls else ''}><img alt=\"{html.escape(path.name)}\" "
+            f"src=\"data:image/png;base64,{data}\"><figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def write_report(tables: dict, results: dict, out: Path, scale: str = "default") -> None:
     """report.md and report.html for the entries in `results` (called after each entry, so a later crash
     leaves the finished ones readable)."""
@@ -114,20 +152,22 @@ def write_report(tables: dict, results: dict, out: Path, scale: str = "default")
         if r.rows:
             md += ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
             md += ["| " + " | ".join(row) + " |" for row in table_rows(r)]
+        c = chart(tid, r, out)
+        if c:
+            md += ["", f"![{tid}: ours vs paper]({os.path.relpath(c, out)})", "", f"*{tid}: {CHART_CAPTION}.*"]
         md += ["", f"**Verdict: {verdict}.** {r.note}"]
         md += [f"![{p.name}]({os.path.relpath(p, out)})" for p in r.figures]
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(r))
-        figs = "".join(f'<figure><img alt="{html.escape(p.name)}" src="data:image/png;base64,'
-                       f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(tid)}: '
-                       f"{html.escape(p.stem)}</figcaption></figure>" for p in r.figures if p.exists())
+        figs = "".join(_figure(p, f"{tid}: {p.stem}") for p in r.figures if p.exists())
         body.append(f"<h2 id='{_anchor(tid)}'>{html.escape(tid)}: {html.escape(t.title)}</h2>"
                     f"<p>Protocol: {html.escape(t.protocol)}</p>"
                     + (f"<table><tr>{''.join(f'<th>{h}</th>' for h in HEAD)}</tr>{rows}</table>" if r.rows else "")
+                    + (_figure(c, f"{tid}: {CHART_CAPTION}.", "chart") if c else "")
                     + f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(r.note)}</p>{figs}"
                     + "<p><a href='#top'>back to the top</a></p>")
     (out / "report.md").write_text("\n".join(md) + "\n")
     style = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}figure{display:inline-block;margin:6px;"
-             "max-width:100%}figure img{max-width:100%}figcaption{font-size:80%;color:#444}")
+             "max-width:100%}figure img{max-width:100%}figcaption{font-size:80%;color:#444}figure.chart{display:block}")
     (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>jointkl report</title>"
                                      f"<style>{style}</style></head><body id='top'>{''.join(body)}</body></html>")

@@ -47,3 +47,21 @@ def drawn_means(ax, means: np.ndarray) -> bool:
     """Whether one of the axes' scatters is exactly the points `means`."""
     return any(np.shape(c.get_offsets()) == means.shape and np.allclose(c.get_offsets(), means)
                for c in ax.collections)
+
+
+def test_ours_vs_paper_has_a_panel_per_metric_with_the_paper_each_seed_and_the_mean(tmp_path, figures):
+    from jointkl.plots import save_vs_paper
+    from jointkl.reproduce.base import Row
+    rows = [Row("GAN", "modes", [20.0, 22.0, 24.0], 24.0), Row("ALI", "modes", [], 18.0),
+            Row("GAN", "mse", [0.3], 0.2, better="lower"), Row("VAE", "nll", [90.0], None)]
+    assert save_vs_paper(rows, tmp_path / "c.png", "t")
+    modes, mse = figures[-1].axes                                       # no panel for nll: no paper value
+    assert modes.get_title(loc="left") == "modes (higher is better)"
+    assert mse.get_title(loc="left") == "mse (lower is better)"
+    assert [t.get_text() for t in modes.get_yticklabels()] == ["GAN", "ALI (ours pending)"]
+    points = [np.asarray(c.get_offsets())[:, 0].tolist() for c in modes.collections]
+    assert [20.0, 22.0, 24.0] in points and [24.0, 18.0] in points       # each seed; the paper's values
+    (bar,) = modes.containers                                           # the seed mean ± one std (ddof=1)
+    assert bar.lines[0].get_xdata()[0] == 22.0
+    assert np.allclose(np.asarray(bar.lines[2][0].get_segments()[0])[:, 0], [20.0, 24.0])
+    assert not save_vs_paper(rows[3:], tmp_path / "none.png") and not (tmp_path / "none.png").exists()

@@ -1,8 +1,14 @@
 """The report reads right at a glance: one seed is n=1 (no ± 0), the difference says better or worse by the row's
-own direction, every verdict carries its scale's caveat, sections have anchors, and provenance is stated."""
+own direction, every verdict carries its scale's caveat, sections have anchors, provenance is stated, each table
+has a chart of ours against the paper, and an entry that raises leaves the finished ones reported."""
 from __future__ import annotations
 
-from jointkl.report import diff_cell, ours_cell, write_report
+import html
+
+import pytest
+
+from jointkl.reproduce import TABLES, run_tables
+from jointkl.report import CHART_CAPTION, diff_cell, ours_cell, write_report
 from jointkl.reproduce.base import Result, Row, Table
 
 
@@ -32,3 +38,40 @@ def test_quick_verdicts_are_tagged_everywhere_with_anchors_and_provenance(tmp_pa
         assert f"<th>{key}</th>" in page
     write_report({"t-1": table}, results, tmp_path, scale="default")
     assert "not a finding" not in (tmp_path / "report.md").read_text()
+
+
+def test_each_table_with_paper_values_has_its_chart_with_a_caption(tmp_path):
+    tables = {t: Table(t, f"table {t}", "protocol", lambda ctx, out: None) for t in ("t-1", "t-2")}
+    results = {"t-1": Result([Row("GAN", "modes", [20.0, 22.0], 24.0), Row("GAN", "mse", [0.1], None)], "reproduced"),
+               "t-2": Result([Row("GAN", "mse", [0.1], None)], "reproduced")}      # no paper value: no chart
+    write_report(tables, results, tmp_path)
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    assert (tmp_path / "t-1-vs-paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "t-2-vs-paper.png").exists()
+    assert "![t-1: ours vs paper](t-1-vs-paper.png)" in md and f"*t-1: {CHART_CAPTION}.*" in md
+    assert page.count("<figure class='chart'><img") == 1 and f"t-1: {html.escape(CHART_CAPTION)}." in page
+    assert page.index("id='t-t-1'") < page.index("class='chart'") < page.index("id='t-t-2'")   # in its section
+
+
+@pytest.fixture
+def three_entries(monkeypatch) -> list[str]:
+    """t-ok scores, t-bad raises, t-later would score: registered for one test."""
+    def boom(ctx, out):
+        raise ValueError("the scoring broke\non two lines")
+    ok = lambda ctx, out: Result([Row("m", "modes", [25.0], 24.0)], "reproduced", "fine")   # noqa: E731
+    for tid, score in (("t-ok", ok), ("t-bad", boom), ("t-later", ok)):
+        monkeypatch.setitem(TABLES, tid, Table(tid, f"entry {tid}", "protocol", score))
+    return ["t-ok", "t-bad", "t-later"]
+
+
+def test_an_entry_that_raises_leaves_a_report_of_the_finished_ones(tmp_path, three_entries):
+    with pytest.raises(ValueError, match="scoring broke"):
+        run_tables(three_entries, tmp_path, scale="quick")
+    md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    assert "## t-ok: entry t-ok" in md and "| m | modes | 25 (n=1) | 24 | 1 (better) |" in md
+    assert (tmp_path / "t-ok-vs-paper.png").exists()
+    assert "**Verdict: failed.** this entry raised ValueError: the scoring broke on two lines; not run after it: " \
+           "t-later." in md
+    assert "| [t-bad](#t-t-bad) | failed |" in md                    # the contents line, without the quick caveat
+    assert "## t-later" not in md and "id='t-t-later'" not in page
+    assert "<b>Verdict: failed.</b>" in page and "id='t-t-ok'" in page

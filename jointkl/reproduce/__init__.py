@@ -3,12 +3,13 @@ training runs it needs (cached by config) and a scoring that returns our numbers
 
 The shared pieces are in `jointkl.reproduce.base`; each table module registers its entries there. This package
 imports the table modules and fixes their order (`ORDER`), which `jointkl list tables`, `run_tables` and the
-report follow. `run_tables` runs entries, prints each table, and writes report.md / report.html into the output
-folder.
+report follow. `run_tables` runs entries, prints each table, and after each entry writes report.md / report.html into the
+output folder.
 """
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from jointkl.errors import JointKLError
@@ -36,8 +37,12 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
     (ray, slurm) is sent every run of every entry not yet cached at once, then the entries are scored here.
     `report_only`: train nothing and report from the runs that exist; an entry with runs missing says which.
     Runs that failed on a remote executor are named in the report, then a `JointKLError` says how many (the
-    next call trains them again: the cache is the only record of what is done)."""
-    from jointkl.report import print_table, write_report
+    next call trains them again: the cache is the only record of what is done).
+
+    The report is rewritten after each entry, so a later crash or stop leaves the finished entries readable;
+    an entry that raises is reported as failed (its error on one line, the entries after it named as not run)
+    and its error propagates."""
+    from jointkl.report import failed_result, print_table, write_report
     if scale not in SCALES:
         raise JointKLError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     if estimate_only and report_only:
@@ -62,19 +67,27 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
                 print(f"  failed: {run}: {why}", flush=True)
     results: dict[str, Result] = {}
     total = 0.0
-    for i in ids:
+    for n, i in enumerate(ids):
         t, ctx = TABLES[i], contexts[i]
         print(f"== {t.id}: {t.title}", flush=True)
         if estimate_only:
             total += estimate_table(t, ctx, out / scale / t.id)
             continue
-        results[i] = run_table(t, ctx, out / scale / t.id, executor=None if remote else executor, train=not remote,
-                               report_only=report_only, failures=failures)
+        start = time.time()
+        try:
+            results[i] = run_table(t, ctx, out / scale / t.id, executor=None if remote else executor,
+                                   train=not remote, report_only=report_only, failures=failures)
+        except Exception as e:           # the report says so beside the finished entries, then the error stands
+            results[i] = failed_result(e, time.time() - start, ids[n + 1:])
+            write_report({j: TABLES[j] for j in results}, results, out, scale)
+            print(f"report (stopped at {i}): {out / 'report.md'} and {out / 'report.html'}", flush=True)
+            raise
         print_table(t, results[i], sys.stdout)
+        write_report({j: TABLES[j] for j in results}, results, out, scale)   # after each entry: a crash or a
+                                                                            # stop later keeps these readable
     if estimate_only:
         print(f"expected training time in all: about {hours(total)}")
         return {}
-    write_report({i: TABLES[i] for i in ids}, results, out, scale)
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     if failures:
         raise JointKLError(f"{len(failures)} training run(s) failed (named in {out / 'report.md'}); run the same "

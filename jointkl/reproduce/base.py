@@ -48,6 +48,7 @@ class Result:
     note: str = ""                    # what the verdict compares, in one or two sentences
     figures: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    chart: Path | None = None         # ours vs the paper's numbers, drawn once by the report (`report.chart`)
 
 
 SCALES = ("quick", "default", "full")   # quick: the whole registry in <= 10 min on 2 CPU cores;
