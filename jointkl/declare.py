@@ -45,8 +45,9 @@ Estimators:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.distributions as D
@@ -55,13 +56,14 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from jointkl.divergences.importance import discriminator_weights, iwae_bound
+from jointkl.divergences.importance import chunked_bound, discriminator_weights
 from jointkl.divergences.kl import kl as kl_divergence
 from jointkl.divergences.ratio import discriminator_loss, kl_value, moment_match, pair_loss
 from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Implicit
-from jointkl.nets import build
+from jointkl.nets import build, check_arch
 from jointkl.objectives.base import Objective
+from jointkl.training.config import validate
 from jointkl.training.player import Player as TrainedPlayer
 
 # ---- factors and joints ---------------------------------------------------------------------------------
@@ -223,6 +225,15 @@ class EstimatorOptions:
     spectral_norm: bool = False                      # SN-GAN: spectral normalization of every discriminator layer
     unroll: int = 0                                  # Unrolled GAN: D steps unrolled into the generator's loss
     unroll_lr: float | None = None                   # step of the unrolled D updates (None: D's lr)
+
+
+@dataclass(frozen=True)
+class AdversarialOptions(EstimatorOptions):
+    """The config fields every model with a generator and a discriminator has (each model's own fields follow)."""
+    lr_d: float | None = None                        # the discriminators' learning rate (None: lr)
+    betas: tuple[float, float] = (0.5, 0.999)        # Adam's (beta1, beta2) for every player (DCGAN's 0.5)
+    g_batchnorm: bool = False                        # batch norm in the generator's hidden layers (arch=mlp)
+    g_act: Literal["leaky_relu", "relu"] = "leaky_relu"   # generator's hidden activation (arch=mlp; relu: DCGAN's)
 
 
 @dataclass
@@ -466,6 +477,9 @@ class Declared(Objective):
 
     def __init__(self, cfg, data_shape, data_kind):
         super().__init__(cfg, data_shape, data_kind)
+        validate(cfg)                                     # ranges and Literal choices: one line, before any net
+        if hasattr(cfg, "arch"):
+            check_arch(cfg.arch, self.data_shape)
         self.decl = self.declare()
         self._estimator_options()
         self.shapes = {"x": tuple(data_shape)}
@@ -890,34 +904,60 @@ class Declared(Objective):
         return loss, logs
 
     # --- capabilities, from the joints ------------------------------------------------------------------
+    def _label_vars(self) -> dict[str, int]:
+        """The label variables (name -> classes): those q reads with x (`Labels`) or infers (`Partial`)."""
+        return {v: f.classes for v, f in self.decl.q.factors.items() if isinstance(f, (Labels, Partial))}
+
     def _labels(self, n: int, y) -> dict:
-        return {var: one_hot(as_labels(y, n, f.classes, self.device), f.classes, self.name)
-                for var, f in self.decl.p.factors.items() if isinstance(f, Labels)}
+        """One-hot labels for n rows: y (an int or (n,) labels), or uniform at random when y is None."""
+        return {v: one_hot(as_labels(y, n, k, self.device), k, self.name) for v, k in self._label_vars().items()}
+
+    def _draws(self, joint: Joint, x: torch.Tensor, labels: dict, **values) -> Draws:
+        """Draws of `joint` with x, the labels and `values` fixed (a label with a prior in p is set, not drawn)."""
+        s = Draws(joint, {"x": x, **labels})
+        s.values.update(labels if joint is self.decl.p else {}, **values)
+        return s
+
+    def _labels_of(self, x: torch.Tensor, y) -> dict:
+        """The labels q conditions on for x: y, or the model's own `classify(x)` when y is None."""
+        if not self._label_vars():
+            return {}
+        if y is None and not hasattr(self, "classify"):
+            return self._missing("classifier (pass labels y)")
+        return self._labels(x.shape[0], self.classify(x) if y is None else y)
 
     @torch.no_grad()
     def sample(self, n: int, y: int | torch.Tensor | None = None) -> torch.Tensor:
         """n draws of x from the generative joint p; labelled models take y (an int or (n,) labels; None:
         uniform)."""
-        batch = {"x": self._ref(n, 0), **self._labels(n, y)}
-        return Draws(self.decl.p, batch)["x"]
+        return self._draws(self.decl.p, self._ref(n, 0), self._labels(n, y))["x"]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: int | torch.Tensor | None = None) -> torch.Tensor:
-        """The mean of p(x|z) (a generator's output for a Dirac one)."""
+        """The mean of p(x|z) (a generator's output for a Dirac one); labelled models take y (None: uniform)."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
-        s = Draws(self.decl.p, {"x": z, **self._labels(z.shape[0], y)})
-        s.values["z"] = z
-        f, mean = self.decl.p["x"], s.dist("x").mean
+        f, mean = self.decl.p["x"], self._draws(self.decl.p, z, self._labels(z.shape[0], y), z=z).dist("x").mean
         return torch.sigmoid(mean) if getattr(f, "squash", False) else mean
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, draws: int = 100) -> torch.Tensor:
-        """The mean of q(z|x) (of `draws` samples for an implicit encoder)."""
+    def encode(self, x: torch.Tensor, y=None, draws: int = 100) -> torch.Tensor:
+        """The mean of q(z|x) (of `draws` samples for an implicit encoder); a labelled model's q(z|x, y) takes
+        y, or classifies x when y is None."""
         if "z" not in self.decl.q:
             return self._missing("encoder")
         x = self.check_input(x)
-        d = Draws(self.decl.q, {"x": x}).dist("z")
+        d = self._draws(self.decl.q, x, self._labels_of(x, y)).dist("z")
         return d.rsample((draws,)).mean(0) if self.decl.q["z"].kind == "implicit" else d.mean
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        """decode(encode(x)), with one label for both: y, or the model's own `classify(x)` when y is None."""
+        x = self.check_input(x)
+        if not self._label_vars():
+            return self.decode(self.encode(x))
+        if y is None:
+            y = self.classify(x) if hasattr(self, "classify") else self._missing("classifier (pass labels y)")
+        return self.decode(self.encode(x, y), y)
 
     @property
     def latent_dim(self) -> int:
@@ -934,13 +974,16 @@ class Declared(Objective):
         return torch.empty(n, *shape, device=t.device, dtype=t.dtype if t.is_floating_point() else None)
 
     @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, **ais):
+    def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, y=None,
+                       **ais):
         """Per-example bound on log p(x) with an explicit p(x|z) and q(z|x): the ELBO (mean of k log-weights),
         IWAE (Burda et al. 2016) or AIS (Wu et al. 2016; k chains, `ais` options such as steps=1000 go to
-        `jointkl.divergences.ais.AISConfig`)."""
+        `jointkl.divergences.ais.AISConfig`). A labelled model bounds log p(x|y) with labels y, and without
+        them log p(x) = log mean_y p(x|y) over its uniform p(y), one bound per class."""
         p, q = self.decl.p, self.decl.q
-        if not ("z" in q and q["z"].kind == "explicit" and "x" in p and p["x"].kind == "explicit"):
-            return self._missing("explicit likelihood")
+        if not ("z" in q and q["z"].kind == "explicit" and "x" in p and p["x"].kind == "explicit"
+                and not p["x"].squash):               # a squashed x has no density under its net's family
+            return self._missing("explicit likelihood (it needs a density for q(z|x) and for p(x|z))")
         if method not in ("elbo", "iwae", "ais"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
@@ -949,11 +992,22 @@ class Declared(Objective):
             return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
         if ais:
             raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
-        out, b = [], max(1, chunk // max(k, 1))
-        for xb in x.split(b):
-            qz = q["z"].net(xb)
-            z = qz.sample((k,))                                            # (k, B, d)
-            log_w = (p["x"].net(z.flatten(0, 1)).log_prob(xb.repeat(k, *[1] * (xb.dim() - 1))).view(k, -1)
-                     + self.prior(1).log_prob(z) - qz.log_prob(z))        # (k, B)
-            out.append(log_w.mean(0) if method == "elbo" else iwae_bound(log_w))
-        return torch.cat(out)
+        if self._label_vars() and y is None:
+            return torch.logsumexp(self.class_bounds(x, method, k), 0) - math.log(max(self._label_vars().values()))
+
+        def log_w(xb, *yb):                                                # (k, b)
+            labels = self._labels(xb.shape[0], yb[0]) if yb else {}
+            qz = self._draws(q, xb, labels).dist("z")
+            z = qz.sample((k,))                                            # (k, b, d)
+            rep = {v: t.repeat(k, 1) for v, t in labels.items()}
+            xs = xb.repeat(k, *[1] * (xb.dim() - 1))
+            return (self._draws(p, xs, rep, z=z.flatten(0, 1)).dist("x").log_prob(xs).view(k, -1)
+                    + self.prior(1).log_prob(z) - qz.log_prob(z))
+        rows = (x, as_labels(y, x.shape[0], max(self._label_vars().values()), x.device)) if y is not None else (x,)
+        return chunked_bound(log_w, method, k, chunk, *rows)
+
+    @torch.no_grad()
+    def class_bounds(self, x: torch.Tensor, method: str = "elbo", k: int = 1) -> torch.Tensor:
+        """The bound on log p(x|y) for every class y of a labelled model. (classes, B)"""
+        classes = max(self._label_vars().values(), default=0) or self._missing("labels")
+        return torch.stack([self.log_likelihood(x, method, k, y=c) for c in range(classes)])

@@ -230,7 +230,7 @@ def linear_gan(self):
     c = self.cfg
     p = Joint("p", z=standard_normal(2), x=Factor(self.G, given="z"))
     q = Joint("q", x=Data())
-    est = Adversarial(gen_loss=c.gen_loss, hidden=4, layers=c.d_layers, unroll=c.unroll, unroll_lr=c.unroll_lr,
+    est = Adversarial(gen_loss=c.gen_loss, hidden=4, layers=c.d_depth, unroll=c.unroll, unroll_lr=c.unroll_lr,
                       spectral_norm=c.spectral_norm)
     return Declaration(p, q, [Player("gen", [self.G], [KL(p, q, on="x", estimator=est)], share_noise=True)])
 
@@ -238,7 +238,7 @@ def linear_gan(self):
 @dataclass(frozen=True)
 class GanCfg:
     gen_loss: str = "nonsaturating"
-    d_layers: int = 0
+    d_depth: int = 0
     unroll: int = 0
     unroll_lr: float | None = 0.5
     spectral_norm: bool = False
@@ -280,15 +280,15 @@ def test_one_unrolled_step_is_the_hand_computed_second_order_loss(gen_loss):
 
 def test_unroll_changes_the_generator_gradient_and_not_the_discriminator():
     x = torch.randn(16, 2)
-    base = GanCfg(d_layers=1)
+    base = GanCfg(d_depth=1)
     _, l0, g0 = gen_loss_and_grads(base, x)
-    m, l3, g3 = gen_loss_and_grads(GanCfg(d_layers=1, unroll=3), x)
+    m, l3, g3 = gen_loss_and_grads(GanCfg(d_depth=1, unroll=3), x)
     assert not torch.allclose(g0[0], g3[0])                        # the generator sees the unrolled D
     before = {k: v.clone() for k, v in m.D.state_dict().items()}
     m.loss("gen", x)[0].backward()
     assert all(torch.equal(before[k], v) for k, v in m.D.state_dict().items())   # D itself is untouched
     disc = {}
-    for cfg in (base, GanCfg(d_layers=1, unroll=3)):               # the discriminator's player: the same, bitwise
+    for cfg in (base, GanCfg(d_depth=1, unroll=3)):               # the discriminator's player: the same, bitwise
         mm = model(linear_gan, cfg, (2,))
         torch.manual_seed(2)
         loss, logs = mm.loss("disc", x)
@@ -317,8 +317,8 @@ def test_spectral_norm_bounds_every_layer_of_a_derived_and_a_given_discriminator
                estimator=Adversarial(net=self.D, spectral_norm=self.cfg.spectral_norm))])])
 
     x = torch.randn(32, 2) * 2
-    sn = trained(GanCfg(d_layers=2, spectral_norm=True), linear_gan, x, 30)
-    plain = trained(GanCfg(d_layers=2), linear_gan, x, 30)
+    sn = trained(GanCfg(d_depth=2, spectral_norm=True), linear_gan, x, 30)
+    plain = trained(GanCfg(d_depth=2), linear_gan, x, 30)
     assert len(sn) == 3 and max(sn) <= 1 + 1e-3 and max(plain) > 1.5
     images = torch.rand(16, 1, 8, 8)
     conv = trained(GanCfg(spectral_norm=True), conv_gan, images, 3)

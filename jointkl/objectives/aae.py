@@ -18,33 +18,28 @@ the decoder's mean; for image data a dirac decoder's output goes through a sigmo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Adversarial, AdversarialOptions, Data, Declaration, Declared
 from jointkl.declare import Factor, Joint, KL, NLL, Player, standard_normal
-from jointkl.errors import JointKLError
-from jointkl.joints import Dirac, decoder, encoder
-from jointkl.nets import MLP, check_arch
+from jointkl.joints import decoder, encoder
+from jointkl.nets import MLP
 from jointkl.objectives.registry import register
-from jointkl.objectives.vae import decoder_kind
 
 
 @dataclass(frozen=True)
-class AAEConfig(EstimatorOptions):
+class AAEConfig(AdversarialOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
-    arch: str = "mlp"               # mlp | dcgan (conv encoder and decoder, image data only; D(z) is an MLP)
-    encoder: str = "dirac"          # dirac (z = E(x), Su eq. 27) | gaussian (reparameterized)
-    decoder: str = "auto"           # auto (bernoulli for binary/image, else gaussian) | bernoulli | gaussian | dirac
+    arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv encoder and decoder, image data only; D(z) is an MLP
+    encoder: Literal["dirac", "gaussian"] = "dirac"   # dirac: z = E(x) (Su eq. 27); gaussian: reparameterized
+    decoder: Literal["auto", "bernoulli", "gaussian", "dirac"] = "auto"   # auto: bernoulli for binary/image data
     lam: float = 1.0                # weight of the reconstruction term (lambda of eq. 34)
-    loss: str = "nonsaturating"     # encoder's adversarial loss: nonsaturating (eq. 33) | minimax
+    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"   # encoder's adversarial loss (eq. 33)
     lr: float = 1e-3                # encoder and decoder
-    lr_d: float | None = None       # defaults to lr
-    g_batchnorm: bool = False       # batch norm in the decoder's hidden layers (arch=mlp; as DCGAN's G)
-    g_act: str = "leaky_relu"       # the decoder's hidden activation (arch=mlp): leaky_relu (0.2) | relu
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 @register
@@ -54,21 +49,14 @@ class AAE(Declared):
     name, Config = "aae", AAEConfig
 
     def declare(self):
-        c = self.cfg
-        if c.loss not in ("nonsaturating", "minimax"):
-            raise JointKLError(f"unknown AAE loss {c.loss!r}; choose one of nonsaturating, minimax")
-        if c.encoder not in ("dirac", "gaussian"):
-            raise JointKLError(f"unknown encoder {c.encoder!r}; choose dirac or gaussian")
-        kind = decoder_kind(c.decoder, self.data_kind, ("bernoulli", "gaussian", "dirac"))
-        check_arch(c.arch, self.data_shape)
-        d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
-        self.q_z = encoder(c.encoder, shape, d, h, n, arch)
-        g = dict(arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
-        self.p_x = decoder(kind, d, shape, h, n, **g)
-        self.D = MLP(d, 1, h, n)                                          # logit of D(z)
+        c, d = self.cfg, self.cfg.latent_dim
+        self.q_z = encoder(c.encoder, self.data_shape, d, c.hidden, c.layers, c.arch)
+        self.p_x = decoder(c.decoder, d, self.data_shape, c.hidden, c.layers, c.arch, c.g_batchnorm, c.g_act,
+                           self.data_kind)
+        self.D = MLP(d, 1, c.hidden, c.layers)                            # logit of D(z)
         q = Joint("q", x=Data(), z=Factor(self.q_z, given="x"))
         p = Joint("p", z=standard_normal(d),
-                  x=Factor(self.p_x, given="z", squash=kind == "dirac" and self.data_kind != "continuous"))
+                  x=Factor(self.p_x, given="z", squash=c.decoder == "dirac" and self.data_kind != "continuous"))
         adv = Adversarial(gen_loss=c.loss, net=self.D, lr=c.lr_d or c.lr, betas=c.betas, logs=("d_prior", "d_enc"))
         terms = [KL(q, p, on="z", estimator=adv, name="adv"), c.lam * NLL(p, "x", under=q, name="rec")]   # eq. 33-34
         return Declaration(p, q, [Player("ae", [self.q_z, self.p_x], terms, c.lr, c.betas)])
@@ -77,8 +65,3 @@ class AAE(Declared):
     def sample(self, n):
         """G(z) for z ~ p(z), the decoder's mean."""
         return self.decode(self.prior(n).sample())
-
-    def log_likelihood(self, x, method="elbo", k=1, chunk=100_000):
-        if self.cfg.encoder == "dirac" or isinstance(self.p_x, Dirac):
-            return self._missing("explicit likelihood (it needs encoder=gaussian and a bernoulli/gaussian decoder)")
-        return super().log_likelihood(x, method, k, chunk)

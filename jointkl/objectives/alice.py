@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jointkl.declare import NLL
-from jointkl.errors import JointKLError
 from jointkl.objectives.ali import ALI, ALIConfig
 from jointkl.objectives.registry import register
 
@@ -33,8 +32,6 @@ class ALICE(ALI):
     name, Config = "alice", ALICEConfig
 
     def declare(self):
-        if not self.cfg.rec >= 0:
-            raise JointKLError(f"rec={self.cfg.rec} must be >= 0 (0 is ALI)")
         decl = super().declare()
         decl.players[0].minimize.append(self.cfg.rec * NLL(decl.p, "x", under=decl.q, name="rec"))
         return decl

@@ -29,7 +29,7 @@ Adaptive Contrast as that estimator's `contrast="adaptive"` over `ac_samples` dr
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.distributions as D
@@ -41,9 +41,7 @@ from jointkl.divergences.importance import kde_iwae, standard_normal_log_prob
 from jointkl.divergences.ratio import PriorCorrectedCritic, moment_match
 from jointkl.errors import JointKLError
 from jointkl.joints import Implicit, decoder
-from jointkl.nets import check_arch
 from jointkl.objectives.registry import register
-from jointkl.objectives.vae import decoder_kind
 from jointkl.training.trainer import train_without_data
 
 
@@ -54,8 +52,8 @@ class AVBConfig:
                                     # >= latent_dim, or q(z|x) lives on a manifold and has no density ratio to p(z)
     hidden: int = 256
     layers: int = 2
-    arch: str = "mlp"               # mlp | dcgan (conv encoder, decoder and adversary; image data only)
-    decoder: str = "auto"           # auto | bernoulli | gaussian (as the VAE)
+    arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv encoder, decoder and adversary; image data only
+    decoder: Literal["auto", "bernoulli", "gaussian"] = "auto"   # as the VAE's
     adaptive_contrast: bool = False  # Sec. 4
     ac_samples: int = 16            # draws of q(z|x) per x for the moments of r(z|x), eq. 4.2
     adv_hidden: int | None = None   # adversary width; None = hidden
@@ -74,10 +72,9 @@ class AVB(Declared):
 
     def declare(self):
         c, shape = self.cfg, self.data_shape
-        check_arch(c.arch, shape)
         x_dim, d = int(torch.Size(shape).numel()), c.latent_dim
         self.q_z = Implicit(shape, d, c.noise_dim, c.hidden, c.layers, arch=c.arch)
-        self.p_x = (decoder(decoder_kind(c.decoder, self.data_kind), d, shape, c.hidden, c.layers, c.arch)
+        self.p_x = (decoder(c.decoder, d, shape, c.hidden, c.layers, c.arch, data_kind=self.data_kind)
                     if x_dim else None)                                    # no x: variational Bayes (AVBVI)
         self.T = PriorCorrectedCritic(shape, d, c.adv_hidden or c.hidden, c.layers, c.adv_prior, c.arch)
         ac = c.adaptive_contrast
@@ -106,11 +103,6 @@ class AVB(Declared):
             return z, z, torch.zeros(z.shape[1], device=z.device)
         z_tilde, r = moment_match(z)
         return z, z_tilde, D.kl_divergence(r, self.prior(z.shape[1]))
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor, draws: int = 100) -> torch.Tensor:
-        """The mean of `draws` samples of q(z|x) (draws=1: one sample z ~ q(z|x)). (B, d)"""
-        return self.q_z(self.check_input(x)).sample((draws,)).mean(0)
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, fit: int = 1000,

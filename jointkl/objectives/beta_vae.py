@@ -35,8 +35,6 @@ class BetaVAE(VAE):
         c = self.cfg
         if c.aa:
             raise JointKLError("beta_vae has no adversary activation; set aa=false (or train vae with aa=true)")
-        if not c.beta >= 0:
-            raise JointKLError(f"beta={c.beta} must be >= 0 (1 is the VAE; Higgins et al. use beta > 1)")
         decl = super().declare()                               # the VAE's networks and joints, same seed order
         p, q = decl.p, decl.q
         prior_z = Joint("prior_z", x=Data(), z=standard_normal(c.latent_dim))       # p_data(x) p(z)

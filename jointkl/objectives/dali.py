@@ -22,36 +22,28 @@ reconstruction G(mu(x)) (Sec. 3.5). For image data G's output passes through a s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-import torch
-
-from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Adversarial, AdversarialOptions, Data, Declaration, Declared
 from jointkl.declare import Extra, Factor, Joint, KL, NLL, Player, standard_normal
-from jointkl.errors import JointKLError
 from jointkl.joints import Dirac, Gaussian, OnFeatures
-from jointkl.nets import build, check_arch, features
+from jointkl.nets import build
 from jointkl.objectives.registry import register
-
-VARIANTS = ("gan", "f", "l2")
 
 
 @dataclass(frozen=True)
-class DALIConfig(EstimatorOptions):
+class DALIConfig(AdversarialOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
-    arch: str = "mlp"                      # mlp | dcgan (conv G, D, E; image data only)
-    variant: str = "gan"                   # gan | f | l2
+    arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv G, D, E; image data only
+    variant: Literal["gan", "f", "l2"] = "gan"   # f: eq. 8's f-divergence game; l2: unit-variance q(z|x)
     lam: float | None = None               # lambda of eq. 10; None = 1/latent_dim (Sec. 4)
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
     min_std: float = 1e-3                  # floor of q(z|x)'s std (the paper does not state one)
     separate_heads: bool = False           # mu(x) and sigma(x) from two networks, as in Sec. 4 (else one, two halves)
-    std_link: str = "softplus"             # sigma(x) = softplus(s(x)), or "logvar": exp(s(x) / 2), s the log variance
-    g_batchnorm: bool = False              # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
-    g_act: str = "leaky_relu"              # G's hidden activation (arch=mlp): leaky_relu (0.2) | relu (DCGAN's G)
+    std_link: Literal["softplus", "logvar"] = "softplus"   # sigma(x) = softplus(s(x)); logvar: exp(s(x) / 2)
     lr: float = 1e-3                       # G and E
-    lr_d: float | None = None              # defaults to lr
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 @register
@@ -61,14 +53,10 @@ class DALI(Declared):
     name, Config = "dali", DALIConfig
 
     def declare(self):
-        c = self.cfg
-        if c.variant not in VARIANTS:
-            raise JointKLError(f"unknown DALI variant {c.variant!r}; choose one of {', '.join(VARIANTS)}")
-        check_arch(c.arch, self.data_shape)
+        c, feats = self.cfg, self.cfg.encoder_on_disc_features
         self.G = Dirac(c.latent_dim, self.data_shape, c.hidden, c.layers, arch=c.arch, batchnorm=c.g_batchnorm,
                        act=c.g_act)
         self.D = build(c.arch, self.data_shape, 1, c.hidden, c.layers)
-        feats = c.encoder_on_disc_features
         # on D's features E only needs a head (the paper's "two separated fully connected networks")
         self.E = Gaussian(self.D.net[-1].in_features if feats else self.data_shape, c.latent_dim, c.hidden,
                           1 if feats else c.layers, std=1.0 if c.variant == "l2" else None, min_std=c.min_std,
@@ -85,17 +73,3 @@ class DALI(Declared):
         terms = [KL(p, q, on="x", estimator=adv, name="adv"),                    # term I, eq. 4 (eq. 8 for f)
                  lam * NLL(q, "z", under=p, name="cycle_nll"), sq]               # term II, eq. 5 and 9
         return Declaration(p, q, [Player("gen", [self.G, self.E], terms, c.lr, c.betas)])
-
-    # --- the networks, as the paper writes them (for evaluation and tests; the loss comes from `declare`) ----
-    def q_z(self, x: torch.Tensor):
-        """q(z|x) = N(mu(x), diag sigma^2(x)) (eq. 9)."""
-        return self.decl.q["z"].net(x)
-
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.G(z).rsample()                                    # (B, *data_shape)
-        return x if self.data_kind == "continuous" else torch.sigmoid(x)
-
-    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's last hidden layer and its logit (the f variant reads the logit as T(x) of eq. 8)."""
-        h = features(self.D, x)                                    # (B, hidden), or (B, 1024) under dcgan
-        return h, self.D.net[-1](h).squeeze(1)                     # (B, width), (B,)

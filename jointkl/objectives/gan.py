@@ -23,32 +23,26 @@ CGAN's one-hot c joins G's input vector and D's conv features.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-import torch
-
-from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Adversarial, AdversarialOptions, Data, Declaration, Declared
 from jointkl.declare import Factor, Joint, KL, Labels, Player, Proximal, standard_normal
 from jointkl.joints import Dirac
-from jointkl.nets import check_arch
 from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class GANConfig(EstimatorOptions):
+class GANConfig(AdversarialOptions):
     latent_dim: int = 8
     hidden: int = 128
     layers: int = 3
-    arch: str = "mlp"               # mlp | dcgan (conv G and D, image data only; hidden/layers then unused)
-    loss: str = "nonsaturating"     # nonsaturating | minimax
+    arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv G and D, image data only (hidden/layers then unused)
+    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"   # generator loss (Su eq. 20)
     reg: float = 0.0                # Su eq. 26 weight (lambda); 0 disables
     iw: bool = False                # importance-weighted generator loss (IWGAN, Hu eq. 16)
     g_steps: int = 1                # generator updates per outer step (Su's code: 2)
     d_steps: int = 1                # discriminator updates per outer step (n_critic)
-    g_batchnorm: bool = False       # batch norm in G's hidden layers (arch=mlp; DCGAN's G has it built in)
-    g_act: str = "leaky_relu"       # G's hidden activation (arch=mlp): leaky_relu (0.2) | relu (DCGAN's G)
     lr: float = 1e-3
-    lr_d: float | None = None       # defaults to lr
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 @register
@@ -60,7 +54,6 @@ class GAN(Declared):
 
     def declare(self):
         c, y = self.cfg, ("y",) if self.classes else ()
-        check_arch(c.arch, self.data_shape)
         self.G = Dirac(c.latent_dim + self.classes, self.data_shape, c.hidden, c.layers, arch=c.arch,
                        batchnorm=c.g_batchnorm, act=c.g_act)
         labels = {"y": Labels(self.classes)} if self.classes else {}
@@ -72,7 +65,3 @@ class GAN(Declared):
         gen = Player("gen", [self.G], [KL(p, q, on=("x", *y), estimator=d, name="adv"), c.reg * Proximal("x", p)],
                      c.lr, c.betas, c.g_steps, share_noise=True)
         return Declaration(p, q, [gen])
-
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.latent_dim

@@ -26,10 +26,11 @@ latent [z, one-hot c, continuous c]).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from jointkl.declare import Adversarial, Data, Declaration, Declared, EstimatorOptions
+from jointkl.declare import Adversarial, AdversarialOptions, Data, Declaration, Declared
 from jointkl.declare import Factor, Joint, KL, NLL, Player, Prior, standard_normal
 from jointkl.errors import JointKLError
 from jointkl.joints import Code, Dirac, OnFeatures, uniform_code
@@ -38,19 +39,17 @@ from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class InfoGANConfig(EstimatorOptions):
+class InfoGANConfig(AdversarialOptions):
     latent_dim: int = 8              # incompressible noise z (the model's `latent_dim` counts z plus the code)
     n_categorical: int = 10          # classes of the one categorical code (0: none)
     n_continuous: int = 2            # continuous codes, each U(-1, 1)
     info: float = 1.0                # lambda, the weight of -log Q(c|x) (Chen et al.: 1 for discrete codes)
     hidden: int = 128
     layers: int = 3
-    loss: str = "nonsaturating"      # generator loss: nonsaturating (Hu eq. 9) | minimax
+    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"   # generator loss (Hu eq. 9)
     q_on_disc_features: bool = False  # Q is a head on D's last hidden layer (Chen et al.) instead of a net
     min_std: float = 1e-2            # floor of Q's std over the continuous codes
     lr: float = 1e-3                 # G and Q
-    lr_d: float | None = None        # D; defaults to lr
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 @register
@@ -61,8 +60,6 @@ class InfoGAN(Declared):
 
     def declare(self):
         c = self.cfg
-        if c.loss not in ("nonsaturating", "minimax"):
-            raise ValueError(f"unknown generator loss {c.loss!r}; choose one of minimax, nonsaturating")
         if c.n_categorical < 0 or c.n_continuous < 0 or c.n_categorical + c.n_continuous == 0:
             raise JointKLError("infogan needs a code: set n_categorical >= 2 or n_continuous >= 1 "
                                f"(got n_categorical={c.n_categorical}, n_continuous={c.n_continuous})")
@@ -72,7 +69,8 @@ class InfoGAN(Declared):
             raise JointKLError("q_on_disc_features needs a hidden layer in D; set layers >= 1")
         x_dim, feats = int(torch.Size(self.data_shape).numel()), c.q_on_disc_features
         self.code_dim = c.n_categorical + c.n_continuous
-        self.G = Dirac(c.latent_dim + self.code_dim, self.data_shape, c.hidden, c.layers)
+        self.G = Dirac(c.latent_dim + self.code_dim, self.data_shape, c.hidden, c.layers, batchnorm=c.g_batchnorm,
+                       act=c.g_act)
         self.D = MLP(x_dim, 1, c.hidden, c.layers)
         # on D's features Q is a linear head (Chen et al.); otherwise a net of its own reading x
         q_in, q_layers = (c.hidden, 0) if feats else (x_dim, c.layers)
@@ -91,19 +89,6 @@ class InfoGAN(Declared):
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim + self.code_dim
-
-    # --- the joints, by hand (for capabilities and tests; the loss comes from `declare`) --------------------
-    def prior(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z ~ N(0, I), categorical index ~ uniform, continuous codes ~ U(-1, 1)."""
-        c, like = self.cfg, next(self.parameters())                           # the model's device and dtype
-        z = torch.randn(n, c.latent_dim, device=like.device, dtype=like.dtype)    # (n, latent_dim)
-        k = torch.randint(max(c.n_categorical, 1), (n,), device=like.device)      # (n,)
-        u = torch.rand(n, c.n_continuous, device=like.device, dtype=like.dtype) * 2 - 1   # (n, n_continuous)
-        return z, k, u
-
-    def generate(self, latent: torch.Tensor) -> torch.Tensor:
-        x = self.G(latent).rsample()                                         # (B, *data_shape)
-        return x if self.data_kind == "continuous" else torch.sigmoid(x)
 
     @torch.no_grad()
     def encode(self, x):
@@ -126,4 +111,5 @@ class InfoGAN(Declared):
                                f"(N, {self.latent_dim}); got {tuple(c.shape)}")
         if c.shape[1] == self.code_dim and self.code_dim != self.latent_dim:
             c = torch.cat([c.new_zeros(c.shape[0], self.cfg.latent_dim), c], 1)
-        return self.generate(c)
+        x = self.G(c).mean                                               # G(c): a Dirac's mean
+        return x if self.data_kind == "continuous" else torch.sigmoid(x)

@@ -73,7 +73,7 @@ class SVAE(CVAE):
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, y=None) -> torch.Tensor:
         """"elbo" without labels: Kingma's U(x) (eq. 7), its ELBO(x|c) averaged over k draws; otherwise as cvae."""
         if method != "elbo" or y is not None:
-            return super().log_likelihood(x, method, k, y)
+            return super().log_likelihood(x, method, k, y=y)
         x = self.check_input(x)
         q = self.q_y(x)
         bounds = self.class_bounds(x, "elbo", k) - math.log(self.cfg.classes)          # L(x, c), (classes, B)

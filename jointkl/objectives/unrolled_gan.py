@@ -15,6 +15,7 @@ own Adam. unroll = 0 is the GAN exactly (tests/objectives/test_unrolled_gan.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from jointkl.objectives.gan import GAN, GANConfig
 from jointkl.objectives.registry import register
@@ -22,7 +23,7 @@ from jointkl.objectives.registry import register
 
 @dataclass(frozen=True)
 class UnrolledGANConfig(GANConfig):
-    loss: str = "minimax"           # Metz et al.'s game; nonsaturating also works
+    loss: Literal["nonsaturating", "minimax"] = "minimax"   # Metz et al.'s game; nonsaturating also works
     unroll: int = 5                 # K, the unrolled D steps (Metz et al.: 5 on the 2-D mixture); 0 is the GAN
     unroll_lr: float | None = None  # step of the unrolled gradient descent; None: D's lr (lr_d or lr)
 

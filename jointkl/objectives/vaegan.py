@@ -21,31 +21,27 @@ z ~ q(z|x) (the paper reuses L_llike's). Truth: tests/objectives/test_vaegan.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.distributions as D
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint, Player
-from jointkl.declare import standard_normal
-from jointkl.errors import JointKLError
+from jointkl.declare import KL, NLL, Adversarial, AdversarialOptions, Data, Declaration, Declared, Factor, Joint
+from jointkl.declare import Player, standard_normal
 from jointkl.joints import Dirac, Gaussian
-from jointkl.nets import build, check_arch, features
+from jointkl.nets import build, features
 from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class VAEGANConfig:
+class VAEGANConfig(AdversarialOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
-    arch: str = "mlp"               # mlp | dcgan (conv encoder and D, deconv decoder; image data only)
+    arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv encoder and D, deconv decoder; image data only
     gamma: float = 1.0              # weight of L_llike in the decoder's loss (Larsen et al. Algorithm 1)
-    loss: str = "nonsaturating"     # the decoder's GAN loss: nonsaturating | minimax (the authors' code)
-    g_batchnorm: bool = False       # batch norm in the decoder's hidden layers (arch=mlp)
-    g_act: str = "leaky_relu"       # the decoder's hidden activation (arch=mlp): leaky_relu (0.2) | relu
+    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"   # the decoder's GAN loss (minimax: authors' code)
     lr: float = 1e-3                # encoder and decoder
-    lr_d: float | None = None       # defaults to lr
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 class FeatureGaussian:
@@ -66,11 +62,6 @@ class VAEGAN(Declared):
 
     def declare(self):
         c = self.cfg
-        if not c.gamma >= 0:
-            raise JointKLError(f"gamma={c.gamma} must be >= 0 (the weight of the feature reconstruction in Dec's loss)")
-        if c.loss not in ("nonsaturating", "minimax"):
-            raise JointKLError(f"unknown VAEGAN loss {c.loss!r}; choose nonsaturating or minimax")
-        check_arch(c.arch, self.data_shape)
         d, h, n, shape, squash = c.latent_dim, c.hidden, c.layers, self.data_shape, self.data_kind != "continuous"
         self.q_z = Gaussian(shape, d, h, n, arch=c.arch)
         self.G = Dirac(d, shape, h, n, arch=c.arch, batchnorm=c.g_batchnorm, act=c.g_act)

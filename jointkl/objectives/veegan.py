@@ -18,27 +18,23 @@ game with that loss (tests/objectives/test_veegan.py). `encode(x)` is F(x).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, EstimatorOptions, Factor, Joint
-from jointkl.declare import Player, standard_normal
-from jointkl.errors import JointKLError
+from jointkl.declare import KL, NLL, Adversarial, Data, Declaration, Declared, Factor, Joint
+from jointkl.declare import AdversarialOptions, Player, standard_normal
 from jointkl.joints import Dirac
-from jointkl.nets import build, check_arch
+from jointkl.nets import build
 from jointkl.objectives.registry import register
 
 
 @dataclass(frozen=True)
-class VEEGANConfig(EstimatorOptions):
+class VEEGANConfig(AdversarialOptions):
     latent_dim: int = 8
     hidden: int = 256
     layers: int = 3
-    arch: str = "mlp"               # mlp | dcgan (conv F and D, deconv G; image data only)
-    g_batchnorm: bool = False       # batch norm in G's hidden layers (arch=mlp; as DCGAN's G)
-    g_act: str = "leaky_relu"       # G's hidden activation (arch=mlp): leaky_relu (0.2) | relu
+    arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv F and D, deconv G; image data only
     rec: float = 1.0                # weight of E ||z - F(G(z))||^2; 0 leaves the adversarial game
     lr: float = 1e-3                # G and F
-    lr_d: float | None = None       # defaults to lr
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 @register
@@ -49,9 +45,6 @@ class VEEGAN(Declared):
 
     def declare(self):
         c = self.cfg
-        if not c.rec >= 0:
-            raise JointKLError(f"rec={c.rec} must be >= 0 (0 drops the reconstruction of z)")
-        check_arch(c.arch, self.data_shape)
         d, h, n, arch, shape = c.latent_dim, c.hidden, c.layers, c.arch, self.data_shape
         self.G = Dirac(d, shape, h, n, arch=arch, batchnorm=c.g_batchnorm, act=c.g_act)
         self.F = Dirac(shape, d, h, n, arch=arch)

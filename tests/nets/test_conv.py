@@ -131,7 +131,7 @@ def test_dcgan_needs_images(name):
         cls(cls.Config(arch="dcgan"), (2,), "continuous")
     with pytest.raises(JointKLError, match="needs images with even sides of at least 8 px .* got 2x2; use arch=mlp"):
         cls(cls.Config(arch="dcgan"), (1, 2, 2), "binary")            # binary2x2
-    with pytest.raises(JointKLError, match="unknown arch 'conv'"):
+    with pytest.raises(JointKLError, match="arch='conv' is not known; choose mlp, dcgan"):
         cls(cls.Config(arch="conv"), (1, 28, 28), "image")
 
 

@@ -38,4 +38,4 @@ def test_g_act_relu_changes_the_generator_only(cli, tmp_path, name):
     h = features(g.net, torch.randn(500, 2, generator=torch.Generator().manual_seed(0)))   # (500, 16)
     assert h.min() == 0 and (h == 0).any() and (h > 0).any()
     line = cli.error("train", name, "--data", "grid25", "--steps", "1", "--out", tmp_path / "bad", "g_act=tanh")
-    assert "unknown activation 'tanh'" in line and "leaky_relu, relu" in line
+    assert "g_act='tanh' is not known" in line and "leaky_relu, relu" in line

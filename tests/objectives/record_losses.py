@@ -148,6 +148,8 @@ def _coerce(text: str, tp) -> object:
         return text.lower() in ("true", "1")
     if tp in (int, float, str):
         return tp(text)
+    if typing.get_origin(tp) is typing.Literal:            # a choice of strings
+        return text
     raise TypeError(f"cannot coerce to {tp!r}")
 
 

@@ -38,9 +38,9 @@ def test_cli_trains_both_and_rejects_bad_options(cli, tmp_path):
     for model in ("ali", "aae"):
         code, _, err = cli("train", model, "--data", "grid25", "--steps", "3", "--out", tmp_path / model, *argv)
         assert code == 0, err
-    assert "unknown ALI loss 'bogus'" in cli.error("train", "ali", "--data", "grid25", "--out", tmp_path / "x",
+    assert "option loss='bogus' is not known; choose minimax, nonsaturating, vi, vi_full" in cli.error("train", "ali", "--data", "grid25", "--out", tmp_path / "x",
                                                    "loss=bogus", *argv)
-    assert "unknown AAE loss 'vi'" in cli.error("train", "aae", "--data", "grid25", "--out", tmp_path / "y",
+    assert "option loss='vi' is not known; choose nonsaturating, minimax" in cli.error("train", "aae", "--data", "grid25", "--out", tmp_path / "y",
                                                 "loss=vi", *argv)
-    with pytest.raises(JointKLError, match="unknown encoder"):
+    with pytest.raises(JointKLError, match="encoder='flow' is not known; choose gaussian, dirac"):
         jk.train("ali", data="grid25", steps=1, out=tmp_path / "z", encoder="flow", **TINY)

@@ -44,5 +44,5 @@ def test_rec_is_the_hand_computed_cycle_error_with_its_weight():
 
 
 def test_negative_rec_is_refused():
-    with pytest.raises(JointKLError, match=r"^rec=-1.0 must be >= 0 \(0 is ALI\)$"):
+    with pytest.raises(JointKLError, match=r"^option rec=-1.0 is out of range; it must be at least 0$"):
         ALICE(ALICEConfig(**KW, rec=-1.0), (2,), "continuous")

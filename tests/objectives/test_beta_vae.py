@@ -42,7 +42,7 @@ def test_beta_weights_the_kl_of_z_and_leaves_the_decoder_gradient():
     assert not all(torch.allclose(a, b) for a, b in zip(g1[:n], g4[:n]))             # encoder: not
 
 
-@pytest.mark.parametrize("opts,words", [(dict(beta=-1.0), "beta=-1.0 must be >= 0"),
+@pytest.mark.parametrize("opts,words", [(dict(beta=-1.0), "option beta=-1.0 is out of range; it must be at least 0"),
                                         (dict(aa=True), "beta_vae has no adversary activation; set aa=false")])
 def test_bad_options_are_refused_in_one_line(opts, words):
     with pytest.raises(JointKLError) as e:

@@ -20,6 +20,16 @@ def eq9(z, mu, var):
     return 0.5 * ((z - mu) ** 2 / var + var.log() + math.log(2 * math.pi)).sum(-1)
 
 
+def q_z(m, x):
+    """q(z|x) of eq. 9, the declared encoder's distribution."""
+    return m.decl.q["z"].net(x)
+
+
+def logit(m, x):
+    """D's logit (the f variant reads it as T(x) of eq. 8)."""
+    return m.D(x).squeeze(1)
+
+
 def model(**cfg):
     torch.manual_seed(0)
     return DALI(DALIConfig(**{"latent_dim": 3, "hidden": 16, "layers": 2, **cfg}), (2,), "continuous").double()
@@ -29,7 +39,7 @@ def model(**cfg):
 def test_eq9_is_the_gaussian_negative_log_density(feats, separate):
     m, g = model(encoder_on_disc_features=feats, separate_heads=separate), torch.Generator().manual_seed(1)
     x, z = torch.randn(64, 2, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
-    q = m.q_z(x)
+    q = q_z(m, x)
     mu, var = q.mean, q.variance                                           # (64, 3) each
     ref = D.Independent(D.Normal(mu, var.sqrt()), 1).log_prob(z)
     torch.testing.assert_close(-q.log_prob(z), eq9(z, mu, var), rtol=1e-12, atol=1e-12)
@@ -42,7 +52,7 @@ def test_separate_heads_share_nothing_mu_ignores_the_sigma_net(link):
     exp(s / 2) + floor when s is the log variance, and no parameter of one net moves the other's output."""
     m, x = model(separate_heads=True, std_link=link), torch.randn(8, 2, dtype=torch.float64)
     net = m.E.net
-    q, s = m.q_z(x), net.s(x)
+    q, s = q_z(m, x), net.s(x)
     torch.testing.assert_close(q.mean, net.mu(x), rtol=0, atol=0)
     sigma = torch.nn.functional.softplus(s) if link == "softplus" else torch.exp(s).sqrt()
     torch.testing.assert_close(q.stddev, sigma + m.cfg.min_std, rtol=1e-12, atol=1e-12)
@@ -53,7 +63,7 @@ def test_separate_heads_share_nothing_mu_ignores_the_sigma_net(link):
 
 
 def test_unknown_std_link_is_one_clear_error():
-    with pytest.raises(jk.JointKLError, match="std link 'exp'.*softplus, logvar"):
+    with pytest.raises(jk.JointKLError, match="std_link='exp'.*softplus, logvar"):
         model(std_link="exp")
 
 
@@ -65,18 +75,18 @@ def test_generator_loss_is_eq10_with_lambda_one_over_d(variant):
     loss, _ = m.loss("gen", x)
     torch.manual_seed(5)
     z = torch.randn(32, 3, dtype=torch.float64)                            # the same draw as inside loss
-    fake = m.generate(z)
-    q = m.q_z(fake)
-    expected = generator_loss(m.discriminate(fake)[1], "nonsaturating") + eq9(z, q.mean, q.variance).mean() / 3
+    fake = m.G(z).rsample()
+    q = q_z(m, fake)
+    expected = generator_loss(logit(m, fake), "nonsaturating") + eq9(z, q.mean, q.variance).mean() / 3
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_l2_variant_is_squared_error():
     m, g = model(variant="l2"), torch.Generator().manual_seed(2)
     x, z = torch.randn(64, 2, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
-    mu = m.q_z(x).mean.detach().requires_grad_()
+    mu = q_z(m, x).mean.detach().requires_grad_()
     nll = -D.Independent(D.Normal(mu, 1.0), 1).log_prob(z)
-    torch.testing.assert_close(-m.q_z(x).log_prob(z), 0.5 * (z - mu).pow(2).sum(1) + 1.5 * math.log(2 * math.pi))
+    torch.testing.assert_close(-q_z(m, x).log_prob(z), 0.5 * (z - mu).pow(2).sum(1) + 1.5 * math.log(2 * math.pi))
     nll.sum().backward()
     torch.testing.assert_close(mu.grad, mu.detach() - z)                    # the gradient of 0.5 |z - mu|^2
 
@@ -95,7 +105,7 @@ def test_f_discriminator_learns_the_kl():
         loss.backward()
         opt.step()
     with torch.no_grad():
-        est = kl_value(m.discriminate(torch.randn(100_000, 1))[1], m.discriminate(m.sample(100_000))[1])
+        est = kl_value(logit(m, torch.randn(100_000, 1)), logit(m, m.sample(100_000)))
     kl = D.kl_divergence(D.Normal(0.0, 1.0), D.Normal(1.0, 1.5))
     assert abs(est - kl) < 0.05, (float(est), float(kl))
 

@@ -94,8 +94,10 @@ def test_infogan_generator_loss_is_eq9():
     torch.manual_seed(3)
     loss, _ = m.loss("gen", x)
     torch.manual_seed(3)
-    z, k, u = m.prior(16)
-    fake = m.generate(torch.cat([z, F.one_hot(k, 3).double(), u], 1))
+    z = torch.randn(16, 2, dtype=torch.float64)                             # the draws in the model's order:
+    k = torch.randint(3, (16,))                                              # z ~ N(0, I), then the code
+    u = torch.rand(16, 2, dtype=torch.float64) * 2 - 1                       # c = (k ~ U{0..2}, u ~ U(-1, 1))
+    fake = m.G(torch.cat([z, F.one_hot(k, 3).double(), u], 1)).mean
     out = m.Q(fake)                                                          # (16, 3 + 2 + 2)
     logq_cat = out[:, :3].log_softmax(1).gather(1, k[:, None]).squeeze(1)
     std = F.softplus(out[:, 5:]) + m.cfg.min_std

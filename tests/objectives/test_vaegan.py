@@ -110,8 +110,8 @@ def test_samples_encode_and_reconstruct_use_the_decoder_and_encoder_means():
     assert m.sample(7).shape == (7, 2) and m.latent_dim == 2
 
 
-@pytest.mark.parametrize("opts,words", [({"gamma": -1.0}, r"^gamma=-1.0 must be >= 0"),
-                                        ({"loss": "vi"}, r"^unknown VAEGAN loss 'vi'")])
+@pytest.mark.parametrize("opts,words", [({"gamma": -1.0}, r"^option gamma=-1.0 is out of range; it must be at least 0$"),
+                                        ({"loss": "vi"}, r"^option loss='vi' is not known; choose nonsaturating, minimax$")])
 def test_bad_options_are_refused(opts, words):
     with pytest.raises(JointKLError, match=words):
         build(**opts)

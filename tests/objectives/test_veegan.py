@@ -65,5 +65,5 @@ def test_encode_is_the_reconstructor():
 
 
 def test_negative_rec_is_refused():
-    with pytest.raises(JointKLError, match=r"^rec=-0.5 must be >= 0"):
+    with pytest.raises(JointKLError, match=r"^option rec=-0.5 is out of range; it must be at least 0$"):
         VEEGAN(VEEGANConfig(**KW, rec=-0.5), (2,), "continuous")
