@@ -25,7 +25,8 @@ Terms (what a player minimizes; `w * term` weights one):
     NLL(b, var, under=a)        E_a[-log b(var|.)], the cross-entropy of one factor (DALI eq. 9); a Dirac factor
                                 scores the mean squared error instead (Su eq. 34's deterministic decoder)
     Proximal(var, under=a)      mean over dimensions of (v - v_old)^2, v_old the value at the start of the
-                                player's period on the same noise: Su eq. 25-26's KL(q || q_old)
+                                player's period on the same noise: Su eq. 25-26's KL(q || q_old) (share_noise=
+                                False: the period's first net rerun on each update's new draw; Dirac nets only)
 Estimators:
     Adversarial(value="logistic"|"f-kl", gen_loss=...)
         for an adversarial KL term, a discriminator that tells samples of b (positive: data, prior, inference
@@ -492,6 +493,10 @@ class Declared(Objective):
         self._discs: dict[str, Disc] = {}                 # discriminator player name -> Disc
         self._order: list[tuple[str, Player | Disc]] = []
         for pl in self.decl.players:
+            prox = [t for t in pl.minimize if isinstance(t, Proximal) and t.under[t.var].kind != "dirac"]
+            if prox and not pl.share_noise:
+                raise JointKLError(f"Proximal({prox[0].var!r}) of player {pl.name} needs the same noise over the "
+                                   "period (share_noise=True) unless its factor is a deterministic (Dirac) net")
             pieces = [pc for t in pl.minimize for pc in self._derive(t)]
             for pc in pieces:
                 for disc in (pc.disc, pc.activation):
@@ -691,6 +696,7 @@ class Declared(Objective):
                    or [1])
 
     def loss(self, player, x, y=None):
+        self._current = player
         who, batch = self._player(player), self._repeat(self.batch(x, y), self._particles(player))
         if isinstance(who, Disc):
             return self._disc_loss(who, batch)
@@ -784,10 +790,16 @@ class Declared(Objective):
                 return s.dist(pc.var).log_prob(s[pc.var]) - self._b_dist(t.b, pc.var, s).log_prob(s[pc.var])
             return kl_divergence(s.dist(pc.var), self._b_dist(t.b, pc.var, s))
         if pc.kind == "prox":
-            v = at(t.under)[pc.var]
-            if pc.var not in self._old:
-                self._old[pc.var] = v.detach()
-            return (v - self._old[pc.var]).pow(2).flatten(1).mean(1)
+            s = at(t.under)
+            v, f = s[pc.var], t.under[pc.var]
+            if self._player(self._current).share_noise:     # one noise per period: v_old is its first value
+                v_old = self._old.setdefault(pc.var, v.detach())
+            else:                                           # new noise each update: the period's first net, rerun
+                old = self._old.setdefault(pc.var, {k: w.detach().clone() for k, w in f.net.state_dict().items()})
+                with torch.no_grad():
+                    v_old = torch.func.functional_call(f.net, old, tuple(s[g] for g in f.given)).mean
+                v_old = torch.sigmoid(v_old) if f.squash else v_old
+            return (v - v_old).pow(2).flatten(1).mean(1)
         d = pc.disc
         w = self._unrolled(d, at) if pc.kind == "adv" and d.est.unroll else None   # Metz et al. Sec. 2.2
         if pc.kind == "adv" and self._both_trained(d) and d.est.gen_loss != "kl":   # Su eqs. 41-43, both logits

@@ -41,6 +41,7 @@ class GANConfig(AdversarialOptions):
     reg: float = 0.0                # Su eq. 26 weight (lambda); 0 disables
     iw: bool = False                # importance-weighted generator loss (IWGAN, Hu eq. 16)
     g_steps: int = 1                # generator updates per outer step (Su's code: 2)
+    share_z: bool = True            # the g_steps updates reuse one z batch (Su's code); false: a new z each (Fig. 2)
     d_steps: int = 1                # discriminator updates per outer step (n_critic)
     lr: float = 1e-3
 
@@ -63,5 +64,5 @@ class GAN(Declared):
         d = Adversarial(gen_loss=c.loss, name="D", hidden=c.hidden, layers=c.layers, steps=c.d_steps,
                         lr=c.lr_d or c.lr, betas=c.betas, iw=c.iw)
         gen = Player("gen", [self.G], [KL(p, q, on=("x", *y), estimator=d, name="adv"), c.reg * Proximal("x", p)],
-                     c.lr, c.betas, c.g_steps, share_noise=True)
+                     c.lr, c.betas, c.g_steps, share_noise=c.share_z)
         return Declaration(p, q, [gen])

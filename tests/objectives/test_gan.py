@@ -1,10 +1,13 @@
 """GAN against known truths: Su's regularizer is zero at a period's first generator step and active after an
 update, and Hu et al.'s importance-weighted GAN (IWGAN, Hu eq. 16) by hand, for the GAN and the conditional GAN."""
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from jointkl.divergences.importance import discriminator_weights
+from jointkl.errors import JointKLError
 from jointkl.objectives.cgan import CGAN, CGANConfig
 from jointkl.objectives.gan import GAN, GANConfig
 
@@ -23,6 +26,43 @@ def test_su_regularizer_is_zero_on_first_step_and_active_on_second():
     assert logs1["reg"] == 0                 # G equals G_old at the period's first step
     assert logs3["reg"] > 0                  # after an update, G(z) moved away from G_old(z) on the same z
 
+
+
+def test_fresh_z_regularizer_is_the_distance_to_the_periods_first_generator():
+    """share_z=false (Su Fig. 2: several z batches per generator period): each update draws a new z and the
+    regularizer is mean_dims (G(z) - G_old(z))^2 on that z, G_old the generator at the period's start."""
+    torch.manual_seed(0)
+    model = GAN(GANConfig(latent_dim=2, hidden=16, layers=1, reg=5.0, g_steps=3, share_z=False), (2,), "continuous")
+    g_old, x = copy.deepcopy(model.G), torch.randn(64, 2)
+    model.begin("gen")
+    _, logs1 = model.loss("gen", x)
+    with torch.no_grad():                                                   # an update of G
+        for p in model.G.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.manual_seed(7)
+    _, logs2 = model.loss("gen", x)
+    torch.manual_seed(7)
+    z = torch.randn(64, 2)                                                  # the draw inside the loss
+    expected = (model.G(z).mean - g_old(z).mean).pow(2).mean()
+    assert logs1["reg"] == 0
+    torch.testing.assert_close(logs2["reg"], expected, rtol=1e-6, atol=0)
+    model.begin("gen")                                                      # a new period: G_old = G
+    assert model.loss("gen", x)[1]["reg"] == 0
+
+
+def test_fresh_noise_proximal_of_a_noisy_factor_is_refused():
+    from jointkl.declare import Data, Declaration, Declared, Factor, Joint, Player, Proximal, standard_normal
+    from jointkl.joints import Gaussian
+
+    class Noisy(Declared):
+        name, Config = "noisy", GANConfig
+
+        def declare(self):
+            self.G = Gaussian(2, (2,), 8, 1)
+            p = Joint("p", z=standard_normal(2), x=Factor(self.G, given="z"))
+            return Declaration(p, Joint("q", x=Data()), [Player("gen", [self.G], [Proximal("x", p)], 1e-3)])
+    with pytest.raises(JointKLError, match=r"^Proximal\('x'\) of player gen needs the same noise"):
+        Noisy(GANConfig(), (2,), "continuous")
 
 # --- IWGAN: Hu eq. 16, supplement eqs. 40, 43 -------------------------------------------------------------
 
