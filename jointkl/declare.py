@@ -985,17 +985,26 @@ class Declared(Objective):
         t = next(iter(self.state_dict().values()))
         return torch.empty(n, *shape, device=t.device, dtype=t.dtype if t.is_floating_point() else None)
 
+    def log_joint(self, joint: Joint, at: Draws, skip: tuple[str, ...] = ()) -> torch.Tensor:
+        """log of `joint` at `at`'s values: the sum of its factors' log-densities, labels, data and `skip` left
+        out (log p(x, z) with joint=p, log q(z | x) with joint=q). (B,)"""
+        vs = [v for v, f in joint.factors.items() if f.kind not in ("data", "partial") and v not in skip
+              and v not in self._label_vars()]
+        return sum(Draws(joint, at.batch).log_prob(v, at) for v in vs)
+
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, method: str = "elbo", k: int = 1, chunk: int = 100_000, y=None,
                        **ais):
-        """Per-example bound on log p(x) with an explicit p(x|z) and q(z|x): the ELBO (mean of k log-weights),
-        IWAE (Burda et al. 2016) or AIS (Wu et al. 2016; k chains, `ais` options such as steps=1000 go to
-        `jointkl.divergences.ais.AISConfig`). A labelled model bounds log p(x|y) with labels y, and without
-        them log p(x) = log mean_y p(x|y) over its uniform p(y), one bound per class."""
-        p, q = self.decl.p, self.decl.q
-        if not ("z" in q and q["z"].kind == "explicit" and "x" in p and p["x"].kind == "explicit"
-                and not p["x"].squash):               # a squashed x has no density under its net's family
-            return self._missing("explicit likelihood (it needs a density for q(z|x) and for p(x|z))")
+        """Per-example bound on log p(x) from k draws of the latents h ~ q(h | x), log-weights log p(x, h) -
+        log q(h | x): the ELBO (their mean), IWAE (Burda et al. 2016), or AIS (Wu et al. 2016; k chains, `ais`
+        options such as steps=1000 go to `jointkl.divergences.ais.AISConfig`). Every factor of both joints needs
+        a density. A labelled model bounds log p(x|y) with labels y, and without them log p(x) = log mean_y
+        p(x|y) over its uniform p(y), one bound per class."""
+        p, q, labels = self.decl.p, self.decl.q, self._label_vars()
+        latents = [v for v, f in q.factors.items() if f.kind != "data" and v not in labels]
+        if not latents or "x" not in p or p["x"].squash or not all(
+                j.has_density(v) for j in (p, q) for v in j.factors if v in latents or (j is p and v not in labels)):
+            return self._missing("explicit likelihood (it needs a density for every factor of q(h|x) and p(x, h))")
         if method not in ("elbo", "iwae", "ais"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
         x = self.check_input(x)
@@ -1004,18 +1013,14 @@ class Declared(Objective):
             return ais_log_likelihood(self, x, ais_config(**{"chains": k, **ais}))
         if ais:
             raise JointKLError(f"options {', '.join(ais)} apply to method='ais' only")
-        if self._label_vars() and y is None:
-            return torch.logsumexp(self.class_bounds(x, method, k), 0) - math.log(max(self._label_vars().values()))
+        if labels and y is None:
+            return torch.logsumexp(self.class_bounds(x, method, k), 0) - math.log(max(labels.values()))
 
-        def log_w(xb, *yb):                                                # (k, b)
-            labels = self._labels(xb.shape[0], yb[0]) if yb else {}
-            qz = self._draws(q, xb, labels).dist("z")
-            z = qz.sample((k,))                                            # (k, b, d)
-            rep = {v: t.repeat(k, 1) for v, t in labels.items()}
+        def log_w(xb, *yb):                                                # (k, b): rows j*b + i hold x_i
             xs = xb.repeat(k, *[1] * (xb.dim() - 1))
-            return (self._draws(p, xs, rep, z=z.flatten(0, 1)).dist("x").log_prob(xs).view(k, -1)
-                    + self.prior(1).log_prob(z) - qz.log_prob(z))
-        rows = (x, as_labels(y, x.shape[0], max(self._label_vars().values()), x.device)) if y is not None else (x,)
+            s = self._draws(q, xs, self._labels(xs.shape[0], yb[0].repeat(k)) if yb else {})
+            return (self.log_joint(p, s) - self.log_joint(q, s)).view(k, -1)
+        rows = (x, as_labels(y, x.shape[0], max(labels.values()), x.device)) if y is not None else (x,)
         return chunked_bound(log_w, method, k, chunk, *rows)
 
     @torch.no_grad()

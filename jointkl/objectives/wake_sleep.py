@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from jointkl.declare import NLL, Data, Declaration, Declared, Draws, Extra, Factor, Joint, Player
-from jointkl.divergences.importance import chunked_bound
 from jointkl.errors import JointKLError
 from jointkl.joints import Bernoulli, BernoulliPrior
 from jointkl.objectives.registry import register
@@ -75,8 +74,8 @@ class WakeSleep(Declared):
             p[h[l]] = Factor(self.p_h[l], given=h[l + 1])
         p = Joint("p", **p, x=Factor(self.p_x, given=h[0]))
         q = Joint("q", x=Data(), **{h[l]: Factor(self.q_h[l], given="x" if l == 0 else h[l - 1]) for l in range(L)})
-        log_p = Extra("log_pxh", lambda at: self.log_p(at(q)["x"], [at(q)[v] for v in h]), weight=0.0)
-        log_q = Extra("log_qhx", lambda at: self.log_q(at(p)["x"], [at(p)[v] for v in h]), weight=0.0)
+        log_p = Extra("log_pxh", lambda at: self.log_joint(p, at(q)), weight=0.0)        # diagnostics
+        log_q = Extra("log_qhx", lambda at: self.log_joint(q, at(p)), weight=0.0)
         wake = [NLL(p, v, under=q, name=None) for v in ("x", *h)]                         # Hu eq. 14, top
         sleep = [NLL(q, v, under=p, name=None) for v in h]                                # Hu eq. 14, bottom
         return Declaration(p, q, [Player("wake", [self.prior_logits, self.p_h, self.p_x], [*wake, log_p], cfg.lr,
@@ -86,27 +85,6 @@ class WakeSleep(Declared):
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
-
-    # --- the two joints: hs = [h_1, ..., h_L], each (B, d) ------------------------------------------
-    def log_p_h(self, hs: list[torch.Tensor]) -> torch.Tensor:
-        """log p(h_1..h_L). (B,)"""
-        lp = self.decl.p[f"h{len(hs)}"].net(hs[-1]).log_prob(hs[-1])
-        for l, p in enumerate(self.p_h):                                   # p_h[l] = p(hs[l] | hs[l + 1])
-            lp = lp + p(hs[l + 1]).log_prob(hs[l])
-        return lp
-
-    def log_p(self, x: torch.Tensor, hs: list[torch.Tensor]) -> torch.Tensor:
-        """log p(x, h_1..h_L). (B,)"""
-        return self.log_p_h(hs) + self.p_x(hs[0]).log_prob(x)
-
-    def log_q(self, x: torch.Tensor, hs: list[torch.Tensor]) -> torch.Tensor:
-        """log q(h_1..h_L | x). (B,)"""
-        return sum(q(below).log_prob(h) for q, below, h in zip(self.q_h, [x, *hs[:-1]], hs))
-
-    def infer(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """h ~ q(h|x), bottom-up."""
-        s = Draws(self.decl.q, {"x": x})
-        return [s[f"h{l + 1}"] for l in range(self.cfg.stochastic_layers)]           # (B, d) each
 
     # --- capabilities (`sample(n)`: x ~ p(x, h), top-down, from the declared joint) ----------------------
     @torch.no_grad()
@@ -121,18 +99,13 @@ class WakeSleep(Declared):
 
     @torch.no_grad()
     def log_likelihood(self, x, method: str = "elbo", k: int = 1, chunk: int = 100_000):
-        """Per-example log p(x): "elbo" and "iwae" from k samples of q(h|x), or "exact" by enumeration."""
-        x = self.check_input(x)
-        if method == "exact":
-            return self.exact_log_likelihood(x)
-        if method not in ("elbo", "iwae"):
+        """Per-example log p(x): "elbo" and "iwae" from k draws of q(h|x) (derived from the joints), or "exact"
+        by enumeration."""
+        if method not in ("elbo", "iwae", "exact"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or exact")
-
-        def log_w(xb):                                                     # (k, b)
-            xk = xb.repeat(k, *[1] * (xb.dim() - 1))                       # (k*b, *shape)
-            hs = self.infer(xk)
-            return (self.log_p(xk, hs) - self.log_q(xk, hs)).view(k, -1)
-        return chunked_bound(log_w, method, k, chunk, x)
+        if method == "exact":
+            return self.exact_log_likelihood(self.check_input(x))
+        return super().log_likelihood(x, method, k, chunk)
 
     def all_latents(self, start: int = 0, stop: int | None = None) -> list[torch.Tensor]:
         """Latent configurations number start..stop-1 of h_1..h_L (binary expansion), as L tensors (M, d)."""
@@ -153,5 +126,7 @@ class WakeSleep(Declared):
             hs = self.all_latents(start, min(start + block, total))
             logits = self.p_x.net(hs[0]).flatten(1)                               # (M, D)
             log_px_h = x.flatten(1) @ logits.T - F.softplus(logits).sum(1)        # (B, M): sum_i x_i l_i - log(1+e^l_i)
-            parts.append(torch.logsumexp(log_px_h + self.log_p_h(hs), 1))         # (B,)
+            at = Draws(self.decl.p, {"x": hs[0]})                                 # h set, x only sizes the batch
+            at.values.update({f"h{l + 1}": h for l, h in enumerate(hs)})
+            parts.append(torch.logsumexp(log_px_h + self.log_joint(self.decl.p, at, skip=("x",)), 1))   # (B,)
         return torch.stack(parts).logsumexp(0)
