@@ -63,13 +63,13 @@ SCALE_TEXT = {"quick": "quick (the whole registry in about 10 minutes on 2 CPU c
               "full": "full (the papers' data sets and sizes where their files are present)"}
 
 
+FAILED = "failed"                   # the verdict of an entry that raised (`failed_result`)
+
+
 def verdict_text(verdict: str, scale: str) -> str:
     """The verdict with its scale's caveat: a quick-scale verdict is a smoke run, never a finding."""
     judged = verdict not in ("pending", FAILED)
     return f"{verdict} (quick scale: not a finding)" if scale == "quick" and judged else verdict
-
-
-FAILED = "failed"                   # the verdict of an entry that raised (`failed_result`)
 
 
 def failed_result(error: BaseException, seconds: float, not_run: list[str]) -> Result:
@@ -87,14 +87,13 @@ CHART_CAPTION = ("ours against the paper, one panel per metric (their scales dif
 
 
 def chart(tid: str, result: Result, out: Path) -> Path | None:
-    """The entry's ours-vs-paper chart, out/ID-vs-paper.png: drawn the first time it is asked for and kept on
-    the result (the report is rewritten after every entry); None when no row has a paper value."""
+    """The entry's ours-vs-paper chart, out/ID-vs-paper.png, drawn the first time it is asked for and kept as the
+    result's first figure (the report is rewritten after every entry); None when no row has a paper value."""
     from jointkl.plots import save_vs_paper
-    if result.chart is None:
-        path = out / f"{tid}-vs-paper.png"
-        if save_vs_paper(result.rows, path, f"{tid}: ours vs paper"):
-            result.chart = path
-    return result.chart
+    path = out / f"{tid}-vs-paper.png"
+    if path not in result.figures and save_vs_paper(result.rows, path, f"{tid}: ours vs paper"):
+        result.figures.insert(0, path)
+    return path if path in result.figures else None
 
 
 def provenance() -> dict[str, str]:
@@ -152,22 +151,30 @@ def write_report(tables: dict, results: dict, out: Path, scale: str = "default")
         if r.rows:
             md += ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
             md += ["| " + " | ".join(row) + " |" for row in table_rows(r)]
-        c = chart(tid, r, out)
-        if c:
-            md += ["", f"![{tid}: ours vs paper]({os.path.relpath(c, out)})", "", f"*{tid}: {CHART_CAPTION}.*"]
+        vs_paper = chart(tid, r, out)
+        if vs_paper:
+            md += ["", f"![{tid}: ours vs paper]({os.path.relpath(vs_paper, out)})", "", f"*{tid}: {CHART_CAPTION}.*"]
         md += ["", f"**Verdict: {verdict}.** {r.note}"]
-        md += [f"![{p.name}]({os.path.relpath(p, out)})" for p in r.figures]
+        others = [p for p in r.figures if p != vs_paper]
+        md += [f"![{p.name}]({os.path.relpath(p, out)})" for p in others]
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(r))
-        figs = "".join(_figure(p, f"{tid}: {p.stem}") for p in r.figures if p.exists())
+        figs = "".join(_figure(p, f"{tid}: {p.stem}") for p in others if p.exists())
         body.append(f"<h2 id='{_anchor(tid)}'>{html.escape(tid)}: {html.escape(t.title)}</h2>"
                     f"<p>Protocol: {html.escape(t.protocol)}</p>"
                     + (f"<table><tr>{''.join(f'<th>{h}</th>' for h in HEAD)}</tr>{rows}</table>" if r.rows else "")
-                    + (_figure(c, f"{tid}: {CHART_CAPTION}.", "chart") if c else "")
+                    + (_figure(vs_paper, f"{tid}: {CHART_CAPTION}.", "chart") if vs_paper else "")
                     + f"<p><b>Verdict: {html.escape(verdict)}.</b> {html.escape(r.note)}</p>{figs}"
                     + "<p><a href='#top'>back to the top</a></p>")
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    _write(out / "report.md", "\n".join(md) + "\n")
     style = ("body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}figure{display:inline-block;margin:6px;"
              "max-width:100%}figure img{max-width:100%}figcaption{font-size:80%;color:#444}figure.chart{display:block}")
-    (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>jointkl report</title>"
-                                     f"<style>{style}</style></head><body id='top'>{''.join(body)}</body></html>")
+    _write(out / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>jointkl report</title>"
+                                f"<style>{style}</style></head><body id='top'>{''.join(body)}</body></html>")
+
+
+def _write(path: Path, text: str) -> None:
+    """Whole or not at all: a stop while the report is rewritten leaves the previous one readable."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

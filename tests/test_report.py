@@ -45,11 +45,14 @@ def test_each_table_with_paper_values_has_its_chart_with_a_caption(tmp_path):
     results = {"t-1": Result([Row("GAN", "modes", [20.0, 22.0], 24.0), Row("GAN", "mse", [0.1], None)], "reproduced"),
                "t-2": Result([Row("GAN", "mse", [0.1], None)], "reproduced")}      # no paper value: no chart
     write_report(tables, results, tmp_path)
+    write_report(tables, results, tmp_path)                     # rewritten after each entry: drawn once
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     assert (tmp_path / "t-1-vs-paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert results["t-1"].figures == [tmp_path / "t-1-vs-paper.png"] and results["t-2"].figures == []
     assert not (tmp_path / "t-2-vs-paper.png").exists()
     assert "![t-1: ours vs paper](t-1-vs-paper.png)" in md and f"*t-1: {CHART_CAPTION}.*" in md
     assert page.count("<figure class='chart'><img") == 1 and f"t-1: {html.escape(CHART_CAPTION)}." in page
+    assert page.count("data:image/png;base64") == 1 and md.count("![") == 1      # once, as the chart
     assert page.index("id='t-t-1'") < page.index("class='chart'") < page.index("id='t-t-2'")   # in its section
 
 

@@ -7,6 +7,7 @@ Debian's `chromium`, which `.ci/run` installs. Without a chromium binary the tes
 there it fails. Run with -s to see what the browser saw."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -38,20 +39,31 @@ if CHROMIUM is None and not os.environ.get("CI"):
                 "instead of skipping", allow_module_level=True)
 
 
+def above_4(fd: int) -> int:
+    """The same pipe end on a descriptor above 4 (close-on-exec), so moving the ends onto 3 and 4 in the child
+    can neither clobber one with the other nor leave one a no-op dup2 that stays close-on-exec."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
+    os.close(fd)
+    return moved
+
+
 class Chromium:
     """A headless Chromium spoken to over the DevTools pipe: `call` sends a command and returns its result;
     every event that arrives meanwhile is kept in `events`."""
 
     def __init__(self, profile: Path, timeout: float = 60.0):
-        to_browser, self.outbox = os.pipe()            # we write outbox; Chromium reads its fd 3
-        self.inbox, from_browser = os.pipe()           # Chromium writes its fd 4; we read inbox
+        to_browser, self.outbox = map(above_4, os.pipe())     # we write outbox; Chromium reads its fd 3
+        self.inbox, from_browser = map(above_4, os.pipe())    # Chromium writes its fd 4; we read inbox
 
         def pipes_as_3_and_4():                        # in the child, before exec: the fds Chromium expects
-            os.dup2(to_browser, 3)
+            os.dup2(to_browser, 3)                     # (dup2 makes them inheritable; the sources close at exec)
             os.dup2(from_browser, 4)
-        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                     preexec_fn=pipes_as_3_and_4, close_fds=False,   # dup2'd fds stay open
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        profile.mkdir(parents=True, exist_ok=True)
+        self.log = profile / "chromium.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                         preexec_fn=pipes_as_3_and_4, close_fds=False,   # dup2'd fds stay open
+                                         stdout=log, stderr=log)
         os.close(to_browser)
         os.close(from_browser)
         self.timeout, self.buffer, self.next_id, self.events = timeout, b"", 0, []
@@ -60,14 +72,16 @@ class Chromium:
         while b"\0" not in self.buffer:
             ready, _, _ = select.select([self.inbox], [], [], self.timeout)
             chunk = os.read(self.inbox, 1 << 16) if ready else b""
-            assert chunk, f"Chromium said nothing for {self.timeout:.0f} s (or exited: {self.proc.poll()})"
+            assert chunk, (f"Chromium said nothing for {self.timeout:.0f} s or exited (code {self.proc.poll()}); "
+                           f"its log ends: {self.log.read_text(errors='replace')[-2000:]}")
             self.buffer += chunk
         raw, self.buffer = self.buffer.split(b"\0", 1)
         return json.loads(raw)
 
     def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
         self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params or {}, **({"sessionId": session} if session else {})}
+        msg = {"id": self.next_id, "method": method, "params": params or {},
+               **({"sessionId": session} if session else {})}
         os.write(self.outbox, json.dumps(msg).encode() + b"\0")
         while True:
             reply = self._message()
@@ -83,9 +97,13 @@ class Chromium:
 
     def close(self):
         try:
-            self.call("Browser.close")
-        finally:
+            if self.proc.poll() is None:
+                self.call("Browser.close")
             self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:                # it did not close when asked: ours to end
+                self.proc.kill()
+                self.proc.wait()
             os.close(self.inbox)
             os.close(self.outbox)
 
@@ -140,8 +158,8 @@ def test_report_html_renders_without_errors_with_every_image_and_anchor(tmp_path
     figure = tmp_path / "quick" / "t-2" / "samples.png"
     save_samples(torch.rand(16, 1, 8, 8), figure, title="samples")
     tables = {t: Table(t, f"table {t}", "protocol text", lambda ctx, out: None) for t in ("t-1", "t-2", "t-3")}
-    results = {"t-1": Result([Row("GAN", "modes", [20.0, 22.0, 23.0], 24.0), Row("GAN", "test MSE", [0.1, 0.12], 0.2,
-                                                                               better="lower")], "reproduced", "a note"),
+    results = {"t-1": Result([Row("GAN", "modes", [20.0, 22.0, 23.0], 24.0),
+                              Row("GAN", "test MSE", [0.1, 0.12], 0.2, better="lower")], "reproduced", "a note"),
                "t-2": Result([Row("VAE", "test ELBO", [-90.0], None)], "not reproduced", figures=[figure]),
                "t-3": Result([], "pending", "not built yet")}
     write_report(tables, results, tmp_path, scale="quick")

@@ -3,8 +3,8 @@ training runs it needs (cached by config) and a scoring that returns our numbers
 
 The shared pieces are in `jointkl.reproduce.base`; each table module registers its entries there. This package
 imports the table modules and fixes their order (`ORDER`), which `jointkl list tables`, `run_tables` and the
-report follow. `run_tables` runs entries, prints each table, and after each entry writes report.md / report.html into the
-output folder.
+report follow. `run_tables` runs entries, prints each table, and after each entry writes report.md / report.html
+into the output folder.
 """
 from __future__ import annotations
 

@@ -46,9 +46,8 @@ class Result:
     rows: list[Row]
     verdict: str                      # reproduced | not reproduced | pending
     note: str = ""                    # what the verdict compares, in one or two sentences
-    figures: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)   # the report puts its ours-vs-paper chart first
     seconds: float = 0.0
-    chart: Path | None = None         # ours vs the paper's numbers, drawn once by the report (`report.chart`)
 
 
 SCALES = ("quick", "default", "full")   # quick: the whole registry in <= 10 min on 2 CPU cores;
