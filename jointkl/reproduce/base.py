@@ -44,7 +44,7 @@ class Row:
 @dataclass
 class Result:
     rows: list[Row]
-    verdict: str                      # reproduced | not reproduced | pending
+    verdict: str                      # reproduced | not reproduced | pending | failed (the entry raised)
     note: str = ""                    # what the verdict compares, in one or two sentences
     figures: list[Path] = field(default_factory=list)   # the report puts its ours-vs-paper chart first
     seconds: float = 0.0
