@@ -114,7 +114,16 @@ def provenance() -> dict[str, str]:
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "jointkl": version, "commit": commit, "torch": torch.__version__,
             "python": platform.python_version(), "device": device,
-            "command": " ".join(["jointkl", *sys.argv[1:]]) if sys.argv else "jointkl"}
+            "command": command()}
+
+
+def command() -> str:
+    """The jointkl command line that made the report; called from Python (a script, pytest), the program's
+    name alone, since its arguments are not jointkl's."""
+    prog = sys.argv[0] if sys.argv else ""
+    if Path(prog).name == "jointkl" or Path(prog).as_posix().endswith("jointkl/__main__.py"):   # or -m jointkl
+        return " ".join(["jointkl", *sys.argv[1:]])
+    return f"{Path(prog).name or 'python'} (from Python: no jointkl command line)"
 
 
 def _anchor(tid: str) -> str:

@@ -4,11 +4,12 @@ has a chart of ours against the paper, and an entry that raises leaves the finis
 from __future__ import annotations
 
 import html
+import sys
 
 import pytest
 
 from jointkl.reproduce import TABLES, run_tables
-from jointkl.report import CHART_CAPTION, diff_cell, ours_cell, write_report
+from jointkl.report import CHART_CAPTION, command, diff_cell, ours_cell, write_report
 from jointkl.reproduce.base import Result, Row, Table
 
 
@@ -78,3 +79,10 @@ def test_an_entry_that_raises_leaves_a_report_of_the_finished_ones(tmp_path, thr
     assert "| [t-bad](#t-t-bad) | failed |" in md                    # the contents line, without the quick caveat
     assert "## t-later" not in md and "id='t-t-later'" not in page
     assert "<b>Verdict: failed.</b>" in page and "id='t-t-ok'" in page
+
+
+def test_the_command_recorded_is_jointkls_own(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/jointkl", "reproduce", "su-ali", "--quick"])
+    assert command() == "jointkl reproduce su-ali --quick"
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/pytest", "-k", "failed"])     # not jointkl's arguments
+    assert command() == "pytest (from Python: no jointkl command line)"
