@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import typing
 from pathlib import Path
 
 EPILOG = ("Options key=value go to the model's config or the trainer's (`jointkl list models MODEL` lists them "
@@ -207,9 +208,11 @@ def _list(a) -> None:
         print(f"{a.name}: {summary(cls)}")
         for title, cfg in ((f"{a.name} options", cls.Config), ("trainer options (every model)", TrainConfig)):
             print(f"\n{title}:")
-            meaning = option_help(cfg)
+            meaning, hints = option_help(cfg), typing.get_type_hints(cfg)
             for f in fields(cfg):
-                print(f"  {f.name}={f.default}" + (f"  # {meaning[f.name]}" if meaning[f.name] else ""))
+                choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else ()
+                help_ = "; ".join(filter(None, [" | ".join(choices), meaning[f.name]]))
+                print(f"  {f.name}={f.default}" + (f"  # {help_}" if help_ else ""))
     elif a.what == "presets":
         from jointkl import presets
         for name in presets.names():
