@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from jointkl.errors import JointKLError
-from jointkl.reproduce import avb, avb_table2, dali, eight_schools, hu, hu_lemma, hu_models, su_ali, su_fig1  # noqa: F401
+from jointkl.reproduce import avb, avb_table2, dali, eight_schools, hu, hu_lemma  # noqa: F401
+from jointkl.reproduce import hu_models, su_ali, su_fig1  # noqa: F401
 from jointkl.reproduce.base import (SCALES, TABLES, Context, Job, Result, Row, Table, diverged, estimate_table, hours,
                                     run_table, seconds_per_step, todo, train_many)
 from jointkl.reproduce.executors import EXECUTORS, Executor, make_executor

@@ -20,7 +20,7 @@ import jointkl.plots  # noqa: F401  (selects the Agg backend)
 from jointkl import data, presets
 from jointkl.api import load
 from jointkl.eval.knn_kl import knn_kl
-from jointkl.reproduce.base import Context, Job, Result, Row, Table, register, train_many
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, register
 from jointkl.reproduce.from_presets import preset_jobs
 
 PRESETS = {"avb": "avb/binary2x2", "vae": "vae/binary2x2"}   # the settings, with their reasons: jointkl/presets
@@ -188,10 +188,7 @@ def fig6_figure(zs: dict[str, torch.Tensor], scores: dict[str, list[float]], pat
 
 
 def avb_fig6(ctx: Context, out: Path) -> Result:
-    # avb-table1's runs (same presets and seeds), trained there if missing: an entry's jobs live in its own folder,
-    # so to share them this entry trains inside its scoring (probed=False) rather than declaring them
-    runs = out.parent / "avb-table1"
-    train_many(ctx.cap(avb_table1_jobs(ctx, runs)))
+    runs = out                  # avb-table1's presets and seeds in this entry's own folder: the same runs, bitwise
     x = data.load("binary2x2").test                                         # the four images
     n = ctx.capped(ctx.pick(10_000, 50_000))                                # draws per image
     values: dict[str, list[list[float]]] = {"VAE": [], "AVB": [], "prior draws (estimator floor)": []}
@@ -218,13 +215,13 @@ def avb_fig6(ctx: Context, out: Path) -> Result:
             f"{n:,} draws per image in {CELLS}x{CELLS} cells of equal prior mass. Verdict: reproduced when AVB's "
             f"posteriors cover more of the prior than the VAE's in every seed (AVB {sum(avb) / len(avb):.3f}, VAE "
             f"{sum(vae) / len(vae):.3f}; 1 = they tile it, as log p(x) = -log 4 requires); {ctx.seeds} seed(s), "
-            "the runs of avb-table1.")
+            "avb-table1's presets.")
     return Result(rows, "reproduced" if ok else "not reproduced", note, [fig])
 
 
 register(Table("avb-fig6", "AVB Fig. 6: the four posteriors q(z|x) of the VAE and AVB in the latent space",
-               "avb-table1's runs (trained here if missing); draws of z ~ q(z|x) for each image, drawn as in Fig. 6 "
+               "avb-table1's presets and seeds (the same runs, trained in this entry's folder); draws of z ~ q(z|x) for each image, drawn as in Fig. 6 "
                "and as Φ(z), where the prior is uniform; the share of p(z)'s mass the aggregated posterior covers "
                "(1 - total variation), how often z's cell names x, and the binned KL(q(z) || p(z)), over 16x16 "
                "cells of equal prior mass, beside the same numbers for draws from the prior.", avb_fig6,
-               probed=False))
+               avb_table1_jobs))

@@ -1,5 +1,5 @@
 """AVB Fig. 6's numbers (`jointkl.reproduce.avb`): the cells of equal prior mass and the coverage, identifiability
-and binned KL read from them, against cases whose values are known exactly; the entry reuses avb-table1's runs."""
+and binned KL read from them, against cases whose values are known exactly; the entry trains avb-table1's presets (the same runs, bitwise)."""
 from __future__ import annotations
 
 import math
@@ -58,14 +58,17 @@ def test_masses_from_draws_match_the_gaussian_cdf():
     assert avb.coverage(exact) < 0.8                                        # a narrower, shifted q covers less
 
 
-def test_entry_trains_avb_table1_runs_once_and_scores_them(tmp_path):
+def test_entry_trains_avb_table1s_runs_bitwise_in_its_own_folder(tmp_path):
+    from safetensors.torch import load_file
+
     from jointkl.reproduce import run_tables
-    result = run_tables(["avb-fig6"], tmp_path, seeds=1, scale="quick", step_cap=4)["avb-fig6"]
-    ckpts = sorted((tmp_path / "quick" / "avb-table1").glob("*/checkpoints/*/model.safetensors"))
-    assert len(ckpts) == 2 and not list((tmp_path / "quick" / "avb-fig6").rglob("config.yaml"))
+    result = run_tables(["avb-fig6", "avb-table1"], tmp_path, seeds=1, scale="quick", step_cap=4)["avb-fig6"]
     assert result.verdict in ("reproduced", "not reproduced")
     assert all(math.isfinite(v) for row in result.rows for v in row.ours) and len(result.rows) == 9
     assert all(p.exists() for p in result.figures)
-    stamps = [p.stat().st_mtime_ns for p in ckpts]
-    run_tables(["avb-table1"], tmp_path, seeds=1, scale="quick", step_cap=4)     # finds them cached
-    assert [p.stat().st_mtime_ns for p in ckpts] == stamps
+    for run in ("vae-seed0", "avb-seed0"):                 # the same presets and seeds: the same weights
+        mine, table1 = (sorted((tmp_path / "quick" / e / run).glob("checkpoints/*/model.safetensors"))
+                        for e in ("avb-fig6", "avb-table1"))
+        assert len(mine) == len(table1) == 1
+        a, b = load_file(mine[0]), load_file(table1[0])
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
