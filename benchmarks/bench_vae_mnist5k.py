@@ -42,6 +42,7 @@ from common import alternate, jointkl_fit, machine, ratios, report, timed  # noq
 from jointkl.data import load  # noqa: E402
 from jointkl.objectives.vae import VAE, VAEConfig  # noqa: E402
 from jointkl.training.config import TrainConfig  # noqa: E402
+from jointkl.training.trainer import resolve_device  # noqa: E402
 
 BATCH, LATENT = 100, 20
 
@@ -122,10 +123,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-pythae", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:i]: where the hand loop and jointkl train (pythae "
+                    "runs on the CPU alone, so it is skipped on any other device)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    device = resolve_device(a.device)
     ds = load("mnist5k")
-    x = ds.train                                                     # (4000, 1, 28, 28) in [0, 1]
+    x, x_test = ds.train.to(device), ds.test.to(device)              # (4000, 1, 28, 28) in [0, 1]; (1000, ...)
     steps = a.epochs * len(x) // BATCH
     torch.manual_seed(0)
     init = VAE(VAEConfig(latent_dim=LATENT, hidden=512, layers=2, decoder="bernoulli"), ds.shape, ds.kind)
@@ -135,17 +139,17 @@ def main() -> None:
     n_steps = lambda r: steps if r >= 0 else 5     # noqa: E731  (r = -1: the warm-up call)
 
     def hand(r):
-        enc, dec = nets(copy.deepcopy(init))
+        enc, dec = nets(copy.deepcopy(init).to(device))
         torch.manual_seed(max(r, 0))
-        res = timed(lambda: hand_loop(enc, dec, x, n_steps(r), max(r, 0)))
-        return {**res, "elbo": test_elbo(enc, dec, ds.test, log_var=False)}
+        res = timed(lambda: (hand_loop(enc, dec, x, n_steps(r), max(r, 0)), sync()))
+        return {**res, "elbo": test_elbo(enc, dec, x_test, log_var=False)}
 
     def jointkl(r):
         model = copy.deepcopy(init)
         cfg = TrainConfig(steps=n_steps(r), batch_size=BATCH, seed=max(r, 0), log_every=100, ckpt_every=10**9,
-                          device="cpu")
-        res = jointkl_fit(model, ds, cfg, Path(tempfile.mkdtemp(dir=tmp)))
-        return {**res, "elbo": test_elbo(*nets(model), ds.test, log_var=False)}
+                          device=str(device))
+        res = jointkl_fit(model, ds, cfg, Path(tempfile.mkdtemp(dir=tmp)))   # its per-update loss check syncs
+        return {**res, "elbo": test_elbo(*nets(model), x_test, log_var=False)}
 
     def pythae(r):   # its loop is inside its pipeline: end to end only
         enc, dec = nets(copy.deepcopy(init))
@@ -154,15 +158,19 @@ def main() -> None:
         return {"end_to_end": res["end_to_end"], "cpu_end_to_end": res["cpu_end_to_end"],
                 "elbo": test_elbo(enc, dec, ds.test, log_var=True)}
 
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)   # the hand loop's last kernels
     contenders = {"hand": hand, "jointkl": jointkl}
     if a.no_pythae:
         pass
+    elif device.type != "cpu":
+        print(f"pythae trains on the CPU alone: skipped on {device}")
     elif importlib.util.find_spec("pythae") is None:
         print("pythae is not importable: skipped (see this file's docstring)")
     else:
         contenders["pythae"] = pythae
     print(f"machine: {machine()}")
-    print(f"mnist5k VAE, {a.epochs} epochs = {steps} steps of batch {BATCH}, {a.rounds} rounds, contenders alternate")
+    print(f"mnist5k VAE on {device}, {a.epochs} epochs = {steps} steps of batch {BATCH}, {a.rounds} rounds, "
+          "contenders alternate")
     rates = report(alternate(contenders, a.rounds), steps * BATCH, "training samples/s", extra=("elbo",))
     ratios(rates, "jointkl", "hand")
     if "pythae" in contenders:

@@ -8,13 +8,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from jointkl.data.stream import Reader, Streamed, Summary, float32_bytes, memory_limit
 from jointkl.errors import JointKLError, one_line
 
 
 @dataclass
 class Dataset:
     name: str
-    train: torch.Tensor                  # (N, *shape) float32
+    train: torch.Tensor | Streamed       # (N, *shape) float32; Streamed: read per batch (jointkl.data.stream)
     test: torch.Tensor                   # (M, *shape) float32
     kind: str                            # "continuous" | "binary" | "image" (values in [0, 1])
     train_labels: torch.Tensor | None = None   # (N,) int64 where the set has labels
@@ -52,7 +53,8 @@ def load(name: str) -> Dataset:
 
     A name ending in ``.npy`` or ``.npz`` is read as a file path (``np.load`` with ``allow_pickle=False``;
     an ``.npz`` must hold its array under key ``"x"`` or hold exactly one array) and turned into a
-    `Dataset` by `from_array` (last 10% of rows as test). File data are re-read on every call.
+    `Dataset` by `from_array` (last 10% of rows as test); a ``.npy`` is memory-mapped (`from_memmap`: streamed
+    from the file when it is larger than `memory_limit()`). File data are re-read on every call.
     """
     if name.lower().endswith((".npy", ".npz")):
         return _load_file(name)
@@ -88,26 +90,29 @@ def _load_file(path: str) -> Dataset:
         raise JointKLError(f"could not read data file {path!r}: it is not {what} (wrong header); "
                            "re-save it with numpy.save / numpy.savez")
     try:
-        with open(path, "rb") as f:  # our own handle, so a failed parse never leaks an open file
-            obj = np.load(f, allow_pickle=False)
-            if isinstance(obj, np.lib.npyio.NpzFile):
-                with obj:
-                    keys = list(obj.keys())
-                    if "x" in keys:
-                        arr = obj["x"]
-                    elif len(keys) == 1:
-                        arr = obj[keys[0]]
-                    else:
-                        raise JointKLError(f"data file {path!r} holds arrays {keys} and none is named 'x'; "
-                                           "save the data under key 'x' (numpy.savez(path, x=data))")
-            else:
-                arr = obj
+        if not is_npz:     # mapped, not read: `from_memmap` reads it whole only when it fits the memory limit
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            with open(path, "rb") as f:  # our own handle, so a failed parse never leaks an open file
+                arr = _npz_array(path, np.load(f, allow_pickle=False))
     except JointKLError:
         raise
     except Exception as e:  # corrupt header, truncated data, pickled objects, bad zip ...
         raise JointKLError(f"could not read data file {path!r} ({one_line(e)}); "
                            "re-save it with numpy.save / numpy.savez") from e
-    return from_array(arr, name=stem)
+    return from_memmap(arr, name=stem) if isinstance(arr, np.memmap) else from_array(arr, name=stem)
+
+
+def _npz_array(path: str, npz) -> np.ndarray:
+    """The data array of an opened .npz: the one under key "x", or its only one."""
+    with npz:
+        keys = list(npz.keys())
+        if "x" in keys:
+            return npz["x"]
+        if len(keys) == 1:
+            return npz[keys[0]]
+    raise JointKLError(f"data file {path!r} holds arrays {keys} and none is named 'x'; "
+                       "save the data under key 'x' (numpy.savez(path, x=data))")
 
 
 def from_array(x, name: str = "array", test_fraction: float = 0.1) -> Dataset:
@@ -165,6 +170,71 @@ def from_array(x, name: str = "array", test_fraction: float = 0.1) -> Dataset:
                    meta={"source": "array", "test_fraction": test_fraction})
 
 
+def from_memmap(a: np.ndarray, name: str = "array", test_fraction: float = 0.1, limit: int | None = None) -> Dataset:
+    """A memory-mapped array (``np.load(path, mmap_mode="r")``, ``np.memmap``) as a `Dataset`, by `from_rows`: read
+    into memory when it fits `limit`, else streamed from the file. Shapes and split as in `from_array`."""
+    if a.dtype.kind not in "biuf":
+        raise JointKLError(f"data must be numeric; got dtype {a.dtype}; convert it to float first")
+    if a.ndim not in (2, 3, 4):
+        raise JointKLError(f"data must have shape (N, D) or (N, C, H, W); got shape {tuple(a.shape)}")
+
+    def read(rows: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return torch.from_numpy(np.asarray(a[rows.numpy()], dtype=np.float32)), None   # only these rows are read
+
+    return from_rows(read, a.shape[0], tuple(a.shape[1:]), name, test_fraction, limit, source="memmap")
+
+
+SCAN_BYTES = 64 * 2**20    # rows read at a time by the one scan of a streamed set
+
+
+def from_rows(read: Reader, n: int, row_shape: tuple[int, ...], name: str, test_fraction: float = 0.1,
+              limit: int | None = None, source: str = "rows") -> Dataset:
+    """A `Dataset` of the `n` rows that `read` gives (rows (k,) int64 -> (x (k, *row_shape) float32, labels (k,) or
+    None)). At most `limit` bytes as float32 (default `memory_limit()`): read once into memory through
+    `from_array`. Larger: the training split is `Streamed` from `read`, after one scan of every row that finds the
+    kind and range (as `from_array` does), checks the values and keeps the labels; the test split (the last rows,
+    as in `from_array`) is read into memory, and must fit `limit` itself. Rows of shape (H, W) get a channel."""
+    if len(row_shape) not in (1, 2, 3):
+        raise JointKLError(f"data must have shape (N, D) or (N, C, H, W); got shape {(n, *row_shape)}")
+    if n < 2:
+        raise JointKLError(f"data has {n} row(s); need at least 2 (one for training, one for test)")
+    if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
+        raise JointKLError(f"test_fraction must be in (0, 1); got {test_fraction!r}")
+    limit = memory_limit() if limit is None else limit
+    if float32_bytes(n, row_shape) <= limit:
+        x, y = read(torch.arange(n))
+        out = from_array(x, name=name, test_fraction=test_fraction)
+        if y is not None:
+            out.train_labels, out.test_labels = y[:out.train.shape[0]].clone(), y[out.train.shape[0]:].clone()
+        out.meta["source"] = source
+        return out
+    channel = len(row_shape) == 2                                   # (H, W) rows are images of one channel
+    shape = (1, *row_shape) if channel else tuple(row_shape)
+
+    def rows(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, y = read(idx)
+        return (x.unsqueeze(1) if channel else x), y
+
+    n_test = min(max(1, int(round(test_fraction * n))), n - 1)
+    if float32_bytes(n_test, shape) > limit:
+        raise JointKLError(f"{name}: its test split alone ({n_test} rows, {float32_bytes(n_test, shape) / 2**30:.3g} "
+                           f"GiB as float32) is larger than the in-memory limit ({limit / 2**30:.3g} GiB); hold out "
+                           "fewer rows (jointkl.data.from_object(data, test_fraction=0.01)) or raise "
+                           "JOINTKL_IN_MEMORY_GB")
+    summary, labels, step = Summary(), [], max(1, SCAN_BYTES // float32_bytes(1, shape))
+    for a in range(0, n, step):
+        x, y = rows(torch.arange(a, min(n, a + step)))
+        summary.add(x)
+        labels.append(y)
+    y = None if labels[0] is None else torch.cat(labels)            # (n,) int64
+    n_train = n - n_test
+    test, _ = rows(torch.arange(n_train, n))
+    train = Streamed(rows, n_train, shape, 0, summary.lo, summary.hi)
+    return Dataset(name=name, train=train, test=test, kind=summary.kind(1 + len(shape)),
+                   train_labels=None if y is None else y[:n_train], test_labels=None if y is None else y[n_train:],
+                   meta={"source": source, "test_fraction": test_fraction, "streamed": True})
+
+
 def binarize_fixed(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """One Bernoulli draw per pixel, ``b ~ Bernoulli(x)``, from a local generator seeded with ``seed``.
 
@@ -193,6 +263,9 @@ def prepare(ds: Dataset, binarize: str = "none", fraction: float = 1.0, labelled
     is a per-batch draw and stays with the trainer. The result records its settings in `meta["prepared"]`."""
     if binarize not in BINARIZE:
         raise JointKLError(f"binarize={binarize!r} is not known; choose none, fixed or dynamic")
+    if binarize == "fixed" and isinstance(ds.train, Streamed):
+        raise JointKLError(f"binarize=fixed draws one binarization of the whole training set, and {ds.name} is "
+                           "streamed, not held in memory; use binarize=dynamic, or binarize the data beforehand")
     x = binarize_fixed(ds.train) if binarize == "fixed" else ds.train
     n = max(1, round(fraction * x.shape[0]))                         # the splits are already shuffled
     y = None

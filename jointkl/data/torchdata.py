@@ -1,11 +1,12 @@
-"""A map-style `torch.utils.data.Dataset` as a jointkl `Dataset`: read once into one float32 tensor (the trainer's
-fast in-memory path), with its class labels where its items carry them.
+"""A map-style `torch.utils.data.Dataset` as a jointkl `Dataset`, with its class labels where its items carry them:
+read once into one float32 tensor (the trainer's fast in-memory path) when it fits the memory limit, else streamed
+from the Dataset batch by batch (`jointkl.data.stream`: the same batches, bitwise, in the same seeded order).
 
 Items: a tensor or array `x`, or a tuple / list `(x,)` or `(x, y)` with `y` a whole-number class label. A
 `TensorDataset` (and a `Subset` of one) is read from its tensors directly, any other map-style set item by item.
 Shapes as in `from_array`: items of shape (D,) are vectors, (H, W) or (C, H, W) images; the last 10% of the items
-are the test set. Not streamed: the items must fit in memory as float32 (an `IterableDataset`, or a set too large
-to hold, is one `JointKLError` line); anything unreadable is one line too.
+are the test set. An `IterableDataset` (no index to draw batches by) and anything unreadable are one
+`JointKLError` line.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset, IterableDataset, Subset, TensorDataset
 
-from jointkl.data.base import Dataset, from_array
+from jointkl.data.base import Dataset, from_array, from_memmap, from_rows
+from jointkl.data.stream import Reader
 from jointkl.errors import JointKLError, one_line
 
 
@@ -25,15 +27,18 @@ def is_torch_dataset(data) -> bool:
     return isinstance(data, (TorchDataset, IterableDataset))
 
 
-def from_object(data, name: str | None = None) -> Dataset:
-    """In-memory user data as a `Dataset`: a torch Dataset through `from_torch`, else (a numpy array, a memory-mapped
-    `.npy` from `np.load(path, mmap_mode="r")`, a tensor) through `from_array`."""
+def from_object(data, name: str | None = None, test_fraction: float = 0.1, limit: int | None = None) -> Dataset:
+    """User data as a `Dataset`: a torch Dataset through `from_torch` and a memory-mapped array (`np.memmap`,
+    `np.load(path, mmap_mode="r")`) through `from_memmap`, both streamed when larger than `limit` bytes as float32
+    (default `jointkl.data.stream.memory_limit()`); an in-memory array or tensor through `from_array`."""
     if is_torch_dataset(data):
-        return from_torch(data, name)
-    return from_array(data, name=name or "array")
+        return from_torch(data, name, test_fraction, limit)
+    if isinstance(data, np.memmap):
+        return from_memmap(data, name or "array", test_fraction, limit)
+    return from_array(data, name=name or "array", test_fraction=test_fraction)
 
 
-def from_torch(ds, name: str | None = None, test_fraction: float = 0.1) -> Dataset:
+def from_torch(ds, name: str | None = None, test_fraction: float = 0.1, limit: int | None = None) -> Dataset:
     """A map-style torch Dataset (`len(ds)`, `ds[i]`) as a `Dataset`; see the module's docstring."""
     name = name or type(ds).__name__
     if isinstance(ds, IterableDataset):
@@ -41,34 +46,38 @@ def from_torch(ds, name: str | None = None, test_fraction: float = 0.1) -> Datas
                            "(len and [i]) or the data as one array")
     if not is_torch_dataset(ds):
         raise JointKLError(f"expected a torch.utils.data.Dataset; got {type(ds).__name__}")
-    x, y = _tensors(ds, name)
-    out = from_array(x, name=name, test_fraction=test_fraction)
-    out.meta["source"] = "torch"
-    if y is not None:
-        n_train = out.train.shape[0]
-        out.train_labels, out.test_labels = y[:n_train].clone(), y[n_train:].clone()
-    return out
+    base = ds.dataset if isinstance(ds, Subset) else ds
+    read, n, row_shape = (_tensor_reader if isinstance(base, TensorDataset) else _item_reader)(ds, name)
+    return from_rows(read, n, row_shape, name, test_fraction, limit, source="torch")
 
 
-def _tensors(ds, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(x (N, ...), labels (N,) int64 or None) of a map-style set."""
+def _tensor_reader(ds, name: str) -> tuple[Reader, int, tuple[int, ...]]:
+    """Rows of a TensorDataset (or a Subset of one), read from its tensors."""
     base, index = ds, None
-    if isinstance(ds, Subset) and isinstance(ds.dataset, TensorDataset):
+    if isinstance(ds, Subset):
         base, index = ds.dataset, torch.as_tensor(list(ds.indices), dtype=torch.long)
-    if isinstance(base, TensorDataset):
-        ts = base.tensors
-        if len(ts) not in (1, 2):
-            raise JointKLError(f"{name} holds {len(ts)} tensors; pass TensorDataset(x) or TensorDataset(x, labels)")
-        if index is not None:
-            try:
-                ts = tuple(t[index] for t in ts)
-            except IndexError as e:
-                raise JointKLError(f"{name} is a Subset whose indices do not fit its data ({one_line(e)})") from None
-        return ts[0], (_labels(ts[1], name) if len(ts) == 2 else None)
-    return _read_items(ds, name)
+    ts = base.tensors
+    if len(ts) not in (1, 2):
+        raise JointKLError(f"{name} holds {len(ts)} tensors; pass TensorDataset(x) or TensorDataset(x, labels)")
+    x = ts[0].detach().to("cpu")
+    if x.is_complex():
+        raise JointKLError(f"data must be real numbers; got dtype {x.dtype}; pass a real-valued array")
+    y = _labels(ts[1], name) if len(ts) == 2 else None
+    if index is not None:
+        if index.numel() and not (-len(x) <= int(index.min()) and int(index.max()) < len(x)):
+            raise JointKLError(f"{name} is a Subset whose indices do not fit its data (indices "
+                               f"{int(index.min())}..{int(index.max())}, {len(x)} rows)")
+        index = index % len(x) if len(x) else index                 # Python's negative indices count from the end
+
+    def read(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rows = rows if index is None else index[rows]
+        return x.index_select(0, rows).to(torch.float32), (None if y is None else y[rows])
+
+    return read, len(x) if index is None else len(index), tuple(x.shape[1:])
 
 
-def _read_items(ds, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _item_reader(ds, name: str) -> tuple[Reader, int, tuple[int, ...]]:
+    """Rows of a map-style set, read item by item; every item is checked against item 0 (its shape, its label)."""
     try:
         n = len(ds)
     except Exception as e:   # noqa: BLE001  (a user's __len__ raises what it raises)
@@ -76,28 +85,31 @@ def _read_items(ds, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
                            "or the data as one array") from None
     if n < 2:
         raise JointKLError(f"{name} has {n} item(s); need at least 2 (one for training, one for test)")
-    x = ys = None
-    for i in range(n):
-        xi, yi = _item(ds, i, name)
-        if x is None:
-            shape = tuple(xi.shape)
-            try:
-                x = torch.empty((n, *shape), dtype=torch.float32)
-            except RuntimeError:
-                gb = n * int(np.prod(shape)) * 4 / 1e9
-                raise JointKLError(f"{name} ({n} items of shape {shape}, {gb:.3g} GB as float32) does not fit in "
-                                   "memory; jointkl trains on data held in memory (no streaming)") from None
-            ys = torch.empty(n, dtype=torch.long) if yi is not None else None
-        if tuple(xi.shape) != tuple(x.shape[1:]):
-            raise JointKLError(f"item {i} of {name} has shape {tuple(xi.shape)}, item 0 {tuple(x.shape[1:])}; "
-                               "every item must have the same shape")
-        if (yi is None) != (ys is None):
-            raise JointKLError(f"item {i} of {name} {'has' if yi is not None else 'has no'} label and item 0 "
-                               f"{'has' if ys is not None else 'has no'}; give every item a label or none")
-        x[i] = xi
-        if ys is not None:
-            ys[i] = yi
-    return x, ys
+    x0, y0 = _item(ds, 0, name)
+    shape, labelled = tuple(x0.shape), y0 is not None
+
+    def read(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        try:
+            x = torch.empty((len(rows), *shape), dtype=torch.float32)
+        except RuntimeError:
+            gb = len(rows) * math.prod(shape) * 4 / 2**30
+            raise JointKLError(f"{name} ({len(rows)} items of shape {shape}, {gb:.3g} GiB as float32) does not fit "
+                               "in memory; lower JOINTKL_IN_MEMORY_GB so that it is streamed") from None
+        ys = torch.empty(len(rows), dtype=torch.long) if labelled else None
+        for j, i in enumerate(rows.tolist()):
+            xi, yi = _item(ds, i, name)
+            if tuple(xi.shape) != shape:
+                raise JointKLError(f"item {i} of {name} has shape {tuple(xi.shape)}, item 0 {shape}; "
+                                   "every item must have the same shape")
+            if (yi is not None) != labelled:
+                raise JointKLError(f"item {i} of {name} {'has' if yi is not None else 'has no'} label and item 0 "
+                                   f"{'has' if labelled else 'has no'}; give every item a label or none")
+            x[j] = xi
+            if ys is not None:
+                ys[j] = yi
+        return x, ys
+
+    return read, n, shape
 
 
 def _item(ds, i: int, name: str) -> tuple[torch.Tensor, int | None]:

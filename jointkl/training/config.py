@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"            # auto (CUDA if present) | cpu | cuda[:i] | mps
     threads: int = 0                # torch.set_num_threads; 0: cores / processes under torchrun, else torch's default
     precision: str = "fp32"         # fp32 | bf16 | fp16 (CUDA): autocast of the players' losses; weights stay float32
+    deterministic: bool = False     # torch's deterministic kernels and cuDNN settings for the run (docs/precision.md)
 
     def __post_init__(self):
         validate(self)

@@ -3,7 +3,9 @@
 The trainer knows players, losses and parameters, never a model's name. Each outer step runs every
 player in declaration order, `player.steps` times, each time on a fresh batch. Data lives on the device
 as one tensor and is read by an epoch permutation from a seeded generator, so the whole run, resumed or
-not, is a deterministic function of the seed on CPU.
+not, is a deterministic function of the seed on CPU. A set too large for memory (`jointkl.data.stream`) stays
+on the host and each batch's rows, drawn by the same permutation, are read from its source and copied to the
+device: the same batches, bitwise. `deterministic=true` asks torch for deterministic kernels on the GPU too.
 
 Callbacks (`Callback`: fit start, step start and end, log, checkpoint, fit end) are how anything outside
 the trainer watches or steers a run: the run folder's writers (metrics.csv + TensorBoard, sample grids) are
@@ -54,6 +56,7 @@ from tqdm.auto import tqdm
 
 from jointkl.data import Dataset
 from jointkl.data.base import UNPREPARED, prepared_key
+from jointkl.data.stream import Streamed
 from jointkl.errors import Diverged, JointKLError, one_line
 from jointkl.plots import save_samples
 from jointkl.training import checkpoint, distributed
@@ -146,6 +149,34 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return AUTOCAST[precision]
 
 
+@contextlib.contextmanager
+def deterministic_kernels(on: bool, device: torch.device):
+    """`deterministic=true`: for the length of a run, torch's deterministic algorithms, cuDNN's deterministic
+    convolutions and no cuDNN autotuning (which picks kernels by timing them), and on CUDA the cuBLAS workspace
+    setting torch requires for deterministic matrix products; as they were after. An op without a deterministic
+    kernel warns (warn_only) rather than stops a long run. Off: torch's settings are left alone. On the CPU every
+    kernel the trainer uses is deterministic either way (tests/training/test_trainer.py)."""
+    if not on:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             cudnn.deterministic, cudnn.benchmark)
+    # read by cuBLAS when it starts in this process: a process that used CUDA before the run keeps its setting
+    workspace = device.type == "cuda" and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    if workspace:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
+        if workspace:
+            del os.environ["CUBLAS_WORKSPACE_CONFIG"]
+
+
 def make_optimizer(p: Player) -> torch.optim.Adam:
     """Adam for one player: fused into one kernel for float tensors on CPU or CUDA (the same update as the
     per-tensor loop up to rounding, at a fraction of its memory passes), torch's default elsewhere."""
@@ -188,13 +219,19 @@ class Trainer:
         if model.labels and data.train_labels is None:
             raise JointKLError(f"model {model.name} needs labelled data and {data.name} has no labels; "
                                "use digits, mnist5k, grid25, mnist, svhn or cifar10")
-        self.x = data.train.to(self.device)                              # (N, *shape)
-        lo, hi = (float(v) for v in torch.aminmax(self.x)) if self.x.numel() else (0.0, 0.0)   # once, at build
+        # a streamed set stays on the host, and so do its labels and the sampler: batches are read there
+        self.streamed = isinstance(data.train, Streamed)
+        home = torch.device("cpu") if self.streamed else self.device
+        self.x = data.train if self.streamed else data.train.to(self.device)     # (N, *shape)
+        if self.streamed:                                                # found by the scan at loading
+            lo, hi = data.train.lo, data.train.hi
+        else:                                                            # once, at build
+            lo, hi = (float(v) for v in torch.aminmax(self.x)) if self.x.numel() else (0.0, 0.0)
         self.data_scale = max(abs(lo), abs(hi))                          # names the likely cause of a divergence
         if cfg.binarize == "dynamic" and not 0.0 <= lo <= hi <= 1.0:
             raise JointKLError(f"binarize=dynamic draws every value as a probability, but {data.name} holds values in "
                                f"[{lo:.3g}, {hi:.3g}]; use binarize=none, or scale the data to [0, 1]")
-        self.y = data.train_labels.to(self.device) if model.labels else None   # (N,) int64, -1 = unlabelled
+        self.y = data.train_labels.to(home) if model.labels else None   # (N,) int64, -1 = unlabelled
         self.players: list[Player] = model.players()
         self.opts = {p.name: make_optimizer(p) for p in self.players if not p.closed_form}
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
@@ -212,11 +249,15 @@ class Trainer:
             raise JointKLError(f"model {model.name} has batch norm (g_batchnorm=true, or a dcgan network), which needs "
                                f"at least 2 rows per batch, and {why} gives {rows}; use batch_size=2 or more")
         for p in self.players:
+            if self.streamed and p.full_batch:
+                raise JointKLError(f"player '{p.name}' of {model.name} sees the whole training set at every update, "
+                                   f"and {data.name} is streamed ({self.x.shape[0]} rows, not held in memory); "
+                                   "raise JOINTKL_IN_MEMORY_GB so that it is read into memory, or train on fewer rows")
             if self.dist.active and p.closed_form and not p.full_batch:
                 raise JointKLError(f"player '{p.name}' of {model.name} updates in closed form on minibatches, which "
                                    "cannot be averaged over processes; train it in one process")
         self.rows = slice(self.dist.rank * self.batch // world, (self.dist.rank + 1) * self.batch // world)
-        self.sampler = EpochSampler(self.x.shape[0], cfg.seed, self.device)
+        self.sampler = EpochSampler(self.x.shape[0], cfg.seed, home)
         self.step = 0
         own = [MetricsFiles(self.run_dir), SampleGrids(self.run_dir)] if self.run_dir and self.dist.main else []
         self.callbacks: list[Callback] = [*own, *callbacks]
@@ -322,8 +363,11 @@ class Trainer:
         """(x,) or, for a labelled model, (x, y)."""
         idx = None if full else self.sampler.next(self.batch)[self.rows]     # this rank's slice of the global batch
         x = self.x if idx is None else self.x.index_select(0, idx)          # 5x faster than self.x[idx] on CPU
+        y = None if self.y is None else self.y if idx is None else self.y.index_select(0, idx)
+        if self.streamed:                                # read from the source on the host just now
+            x, y = x.to(self.device), (None if y is None else y.to(self.device))
         x = torch.bernoulli(x) if self.cfg.binarize == "dynamic" else x
-        return (x,) if self.y is None else (x, self.y if idx is None else self.y.index_select(0, idx))
+        return (x,) if y is None else (x, y)
 
     def _loss(self, player: str, batch: tuple[torch.Tensor, ...]):
         """model.loss; a distribution rejecting NaN/Inf parameters (diverged weights) counts as a non-finite loss."""
@@ -410,7 +454,7 @@ class Trainer:
         self.should_stop = False
         started = False
         signals = StopOnSignal(self)
-        with signals:
+        with signals, deterministic_kernels(cfg.deterministic, self.device):
             try:
                 if main:
                     self._call("on_fit_start")
@@ -482,7 +526,7 @@ class Trainer:
         except JointKLError:          # the model has no sampler
             return None
         except ValueError:            # a distribution refusing non-finite parameters (e.g. a buffer gone NaN)
-            return torch.tensor([math.nan])
+            return torch.tensor([math.nan], device=device)
         finally:
             for m, training in modes:
                 m.training = training

@@ -82,21 +82,14 @@ def test_from_object_dispatches_and_reads_a_memory_mapped_npy(tmp_path):
     assert is_torch_dataset(TensorDataset(X)) and from_object(TensorDataset(X, Y)).train_labels is not None
 
 
-@pytest.fixture
-def torch_data(monkeypatch):
-    """`jointkl.run.dataset` with the one-line change that hands torch Datasets to `from_object`."""
-    original = run.dataset      # its last line, `return datasets.from_array(data)`, becomes `from_object(data)`
-    monkeypatch.setattr(run, "dataset", lambda data: from_object(data) if is_torch_dataset(data) else original(data))
-
-
-def test_each_form_trains_to_the_same_weights_as_the_tensor(tmp_path, torch_data):
-    """The issue's check: a TensorDataset (with and without labels), a custom map-style Dataset, a Subset and a
-    memory-mapped .npy train to the same weights, bitwise, as the same (N, 4) data given as a tensor; and the run
-    records vectors of shape (4,)."""
+def test_each_form_trains_to_the_same_weights_as_the_tensor(tmp_path):
+    """The issue's check: a TensorDataset (with and without labels), a custom map-style Dataset, a Subset, a
+    memory-mapped .npy and its path train to the same weights, bitwise, as the same (N, 4) data given as a tensor;
+    and the run records vectors of shape (4,). (Streamed: tests/data/test_streaming.py.)"""
     np.save(tmp_path / "x.npy", X.numpy())
     forms = {"tensor": X, "tensor_dataset": TensorDataset(X), "labelled": TensorDataset(X, Y),
              "custom": Items(lambda i: (X[i], int(Y[i]))), "subset": Subset(TensorDataset(X), range(N)),
-             "memmap": np.load(tmp_path / "x.npy", mmap_mode="r")}
+             "memmap": np.load(tmp_path / "x.npy", mmap_mode="r"), "npy_path": str(tmp_path / "x.npy")}
     opts = dict(steps=12, hidden=8, layers=1, latent_dim=2, batch_size=16, log_every=4, ckpt_every=6, device="cpu",
                 progress=False)
     weights = {}

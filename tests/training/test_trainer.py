@@ -1,13 +1,15 @@
 """The trainer: every player's learning rate decays linearly to its final fraction, a run killed mid-way and
-resumed is bitwise equal to the uninterrupted one, and a non-finite loss stops with the last good checkpoint."""
+resumed is bitwise equal to the uninterrupted one (also on a streamed set), deterministic=true sets torch's switches
+for the run alone, and a non-finite loss stops with the last good checkpoint."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import jointkl as jk
-from jointkl.training.trainer import Trainer
+from jointkl.training.trainer import Callback, Trainer
 
 TINY = dict(hidden=32, layers=1, log_every=5)
 
@@ -55,6 +57,60 @@ def test_resume_is_bitwise_equal(tmp_path, monkeypatch, model, data, opts):
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "full" / "metrics.csv").read_text() == (tmp_path / "cut" / "metrics.csv").read_text()
+
+
+def test_streamed_resume_is_bitwise_equal(tmp_path, monkeypatch):
+    """A set streamed from a .npy file (JOINTKL_IN_MEMORY_GB below its 6,400 bytes), binarized afresh per batch: the
+    run killed mid-way and resumed (reading the file again) equals the uninterrupted one, and both the run on the
+    same file read into memory, bitwise."""
+    x = torch.rand(100, 1, 4, 4, generator=torch.Generator().manual_seed(0))          # (100, 1, 4, 4) in [0, 1]
+    np.save(tmp_path / "x.npy", x.numpy())
+    data, opts = str(tmp_path / "x.npy"), {**TINY, "binarize": "dynamic", "latent_dim": 2, "steps": 40,
+                                           "ckpt_every": 15, "batch_size": 32}
+    memory = jk.train("vae", data=data, out=tmp_path / "memory", **opts).state_dict()
+    monkeypatch.setenv("JOINTKL_IN_MEMORY_GB", "5e-6")                               # 5,368 bytes
+    full = jk.train("vae", data=data, out=tmp_path / "full", **opts).state_dict()
+
+    original = Trainer.train_step
+
+    def dying(self):
+        assert self.streamed
+        if self.step == 33:
+            raise Killed
+        return original(self)
+    monkeypatch.setattr(Trainer, "train_step", dying)
+    with pytest.raises(Killed):
+        jk.train("vae", data=data, out=tmp_path / "cut", **opts)
+    monkeypatch.setattr(Trainer, "train_step", original)
+    resumed = jk.train("vae", out=tmp_path / "cut", resume=True).state_dict()
+    for w in (full, resumed):
+        assert all(torch.equal(memory[k], w[k]) for k in memory)
+
+
+def switches() -> tuple[bool, bool, bool, bool]:
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+
+
+def test_deterministic_sets_torch_for_the_run_alone(tmp_path, monkeypatch):
+    """deterministic=true: torch's deterministic algorithms (warn_only), cuDNN deterministic and not autotuned while
+    the run trains, the caller's settings after; on the CPU it changes no weight, and no op of the run warns that it
+    has no deterministic kernel (warnings are errors here)."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)        # a caller's own setting, to be put back
+    before = switches()
+    seen = []
+
+    class Watch(Callback):
+        def on_step_end(self, trainer, logs):
+            seen.append(switches())
+    opts = {**TINY, "steps": 10, "latent_dim": 2, "g_batchnorm": True}
+    on = jk.train("dali", data="grid25", out=tmp_path / "on", deterministic=True, callbacks=(Watch(),), **opts)
+    assert set(seen) == {(True, True, True, False)} and switches() == before
+    seen.clear()
+    off = jk.train("dali", data="grid25", out=tmp_path / "off", callbacks=(Watch(),), **opts)
+    assert set(seen) == {before}
+    a, b = on.state_dict(), off.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 # --- the NaN guard -------------------------------------------------------------------------------------
