@@ -17,7 +17,7 @@ its own that sees the project's packages (so torch stays the project's build):
     echo "import site; site.addsitedir('$PWD/.venv/lib/python3.11/site-packages')" \
         > /tmp/venv-bench/lib/python3.11/site-packages/project.pth
     /tmp/venv-bench/bin/pip install --no-deps pythae==0.1.2 && /tmp/venv-bench/bin/pip install pydantic imageio cloudpickle
-    /tmp/venv-bench/bin/python benchmarks/bench_vae_mnist5k.py [--epochs 5] [--rounds 5] [--threads 1]
+    /tmp/venv-bench/bin/python benchmarks/bench_vae_mnist5k.py [--epochs 5] [--rounds 5] [--threads 1] [--bf16]
 """
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-pythae", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="also jointkl with precision=bf16 (bfloat16 autocast)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:i]: where the hand loop and jointkl train (pythae "
                     "runs on the CPU alone, so it is skipped on any other device)")
     a = ap.parse_args()
@@ -144,12 +145,14 @@ def main() -> None:
         res = timed(lambda: (hand_loop(enc, dec, x, n_steps(r), max(r, 0)), sync()))
         return {**res, "elbo": test_elbo(enc, dec, x_test, log_var=False)}
 
-    def jointkl(r):
-        model = copy.deepcopy(init)
-        cfg = TrainConfig(steps=n_steps(r), batch_size=BATCH, seed=max(r, 0), log_every=100, ckpt_every=10**9,
-                          device=str(device))
-        res = jointkl_fit(model, ds, cfg, Path(tempfile.mkdtemp(dir=tmp)))   # its per-update loss check syncs
-        return {**res, "elbo": test_elbo(*nets(model), x_test, log_var=False)}
+    def jointkl(precision: str):
+        def run(r):
+            model = copy.deepcopy(init)
+            cfg = TrainConfig(steps=n_steps(r), batch_size=BATCH, seed=max(r, 0), log_every=100, ckpt_every=10**9,
+                              device=str(device), precision=precision)
+            res = jointkl_fit(model, ds, cfg, Path(tempfile.mkdtemp(dir=tmp)))   # its per-update loss check syncs
+            return {**res, "elbo": test_elbo(*nets(model), x_test, log_var=False)}    # the ELBO in float32
+        return run
 
     def pythae(r):   # its loop is inside its pipeline: end to end only
         enc, dec = nets(copy.deepcopy(init))
@@ -159,7 +162,9 @@ def main() -> None:
                 "elbo": test_elbo(enc, dec, ds.test, log_var=True)}
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)   # the hand loop's last kernels
-    contenders = {"hand": hand, "jointkl": jointkl}
+    contenders = {"hand": hand, "jointkl": jointkl("fp32")}
+    if a.bf16:
+        contenders["jointkl bf16"] = jointkl("bf16")
     if a.no_pythae:
         pass
     elif device.type != "cpu":
@@ -175,6 +180,10 @@ def main() -> None:
     ratios(rates, "jointkl", "hand")
     if "pythae" in contenders:
         ratios(rates, "jointkl", "pythae")
+    if a.bf16:
+        ratios(rates, "jointkl bf16", "jointkl")
+        if "pythae" in contenders:
+            ratios(rates, "jointkl bf16", "pythae")
     print(f"machine at the end: {machine()}")
 
 

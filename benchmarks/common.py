@@ -68,10 +68,10 @@ def report(results: dict[str, dict[str, list]], work: float, unit: str, extra: t
     ever add time), plus the medians of `extra` measurements; return {contender: {timing: rate}}."""
     rates = {n: {k: work / min(r[k]) for k, _ in TIMES if k in r} for n, r in results.items()}
     print(f"{unit}, best of {len(next(iter(results.values()))['end_to_end'])} rounds:")
-    print(f"  {'':8s}" + "".join(f"{what:>24s}" for _, what in TIMES) + "".join(f"{e:>12s}" for e in extra))
+    print(f"  {'':12s}" + "".join(f"{what:>24s}" for _, what in TIMES) + "".join(f"{e:>12s}" for e in extra))
     for n in results:
         cells = "".join(f"{rates[n][k]:24.1f}" if k in rates[n] else f"{'-':>24s}" for k, _ in TIMES)
-        print(f"  {n:8s}{cells}" + "".join(f"{median(results, n, e):12.2f}" for e in extra))
+        print(f"  {n:12s}{cells}" + "".join(f"{median(results, n, e):12.2f}" for e in extra))
     return rates
 
 
