@@ -67,15 +67,19 @@ def main() -> None:
         torch.manual_seed(max(r, 0))
         return timed(lambda: hand_loop(model.G.net, model.D, ds.train, n_steps(r), max(r, 0)))
 
-    def jointkl(r):
-        cfg = TrainConfig(steps=n_steps(r), batch_size=BATCH, seed=max(r, 0), log_every=100, ckpt_every=10**9,
-                          device="cpu")
-        return jointkl_fit(copy.deepcopy(init), ds, cfg, Path(tempfile.mkdtemp(dir=tmp)))
+    def jointkl(precision: str):
+        def run(r):
+            cfg = TrainConfig(steps=n_steps(r), batch_size=BATCH, seed=max(r, 0), log_every=100, ckpt_every=10**9,
+                              device="cpu", precision=precision)
+            return jointkl_fit(copy.deepcopy(init), ds, cfg, Path(tempfile.mkdtemp(dir=tmp)))
+        return run
 
     print(f"machine: {machine()}")
     print(f"grid25 GAN 3x128, batch {BATCH}, {a.steps} steps, {a.rounds} rounds, contenders alternate")
-    rates = report(alternate({"hand": hand, "jointkl": jointkl}, a.rounds), a.steps, "steps/s")
+    contenders = {"hand": hand, "jointkl": jointkl("fp32"), "jointkl bf16": jointkl("bf16")}
+    rates = report(alternate(contenders, a.rounds), a.steps, "steps/s")
     ratios(rates, "jointkl", "hand")
+    ratios(rates, "jointkl bf16", "jointkl")
     print(f"machine at the end: {machine()}")
 
 
