@@ -342,17 +342,23 @@ def test_no_engine_is_imported_unless_chosen():
 
 # ---- the real engines, when installed (optional extras) ------------------------------------------------
 
-def test_a_real_local_ray_trains_the_runs(tmp_path):
+def numbers(results: dict) -> dict:
+    return {i: [r.ours for r in res.rows] for i, res in results.items()}
+
+
+def test_a_real_local_ray_trains_the_runs_to_the_local_numbers(tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        results = run_tables(["x-tiny"], tmp_path, scale="quick", executor=RayExecutor())
+        results = run_tables(["x-tiny", "su-ali"], tmp_path, scale="quick", step_cap=4, executor=RayExecutor())
     finally:
         ray.shutdown()
     assert results["x-tiny"].verdict == "reproduced" and len(stamps(tmp_path)) == SEEDS
+    local = run_tables(["x-tiny", "su-ali"], tmp_path / "local", scale="quick", step_cap=4)
+    assert numbers(results) == numbers(local)
 
 
-def test_submitit_local_executor_trains_the_runs(tmp_path):
+def test_submitit_local_executor_trains_the_runs_to_the_local_numbers(tmp_path):
     pytest.importorskip("submitit")
     if shutil.which("sbatch"):
         pytest.skip("a SLURM cluster is here: this test uses submitit's local executor")
@@ -362,3 +368,4 @@ def test_submitit_local_executor_trains_the_runs(tmp_path):
     assert results["x-tiny"].verdict == "reproduced" and len(stamps(tmp_path)) == SEEDS
     jobs = [p for p in (tmp_path / "logs").iterdir() if p.name.isdigit()]            # logs/%j, %j = the job id
     assert len(jobs) == SEEDS - 1                                                   # one job per run not cached
+    assert numbers(results) == numbers(run_tables(["x-tiny"], tmp_path / "local", scale="quick"))
