@@ -22,7 +22,7 @@ TINY = ["hidden=16", "layers=1", "batch_size=32", "log_every=5", "ckpt_every=10"
 @pytest.mark.parametrize("scale", [None, *presets.SCALES])
 def test_every_preset_is_a_valid_setting_of_a_registered_model_and_data(name, scale):
     p = presets.get(name)
-    assert p.model in objectives.MODELS and p.data in DESCRIPTIONS and p.about
+    assert p.model in objectives.MODELS and p.data in DESCRIPTIONS and p.data_at(scale) in DESCRIPTIONS and p.about
     tcfg, _ = split_options(p.at(scale), objectives.get(p.model).Config, p.model)   # raises if invalid
     assert tcfg.steps >= 1
 
@@ -38,12 +38,24 @@ def test_base_options_are_overridden_by_the_file_and_scales_by_both(tmp_path):
     assert d.at()["batch_size"] == presets.get("gan/grid25").at()["batch_size"] == 256
 
 
+def test_a_scale_may_name_its_own_data_inherited_from_the_base(tmp_path):
+    """A setting tuned on mnist5k trains full MNIST at the full scale: the scale's data, not an option."""
+    f = tmp_path / "mine.yaml"
+    f.write_text("model: vae\ndata: mnist5k\nbase: common/mnist5k\noptions: {lr: 5.0e-4}\n")
+    p = presets.load_file(f)
+    assert [p.data_at(s) for s in (None, *presets.SCALES)] == ["mnist5k", "mnist5k", "mnist5k", "mnist"]
+    assert p.at("full") == {"lr": 5e-4, "arch": "dcgan"} and p.at("default") == {"lr": 5e-4}
+    with pytest.raises(JointKLError, match="unknown scale 'huge'"):
+        p.data_at("huge")
+
+
 @pytest.mark.parametrize("text,words", [
     ("model: vae\noptions: [1, 2]\n", "options must be a dict"),
     ("model: vae\nsteps: 3\n", "unknown key 'steps'"),
     ("model: vae\n  bad: : yaml\n", "is not valid YAML"),
     ("- just a list\n", "must be a mapping"),
     ("model: vae\nscales: {huge: {steps: 1}}\n", "scales must map quick/default/full"),
+    ("model: vae\nscales: {full: {data: [mnist]}}\n", "the data of scale full must be a data set's name"),
 ])
 def test_a_bad_settings_file_is_one_line(tmp_path, text, words):
     f = tmp_path / "bad.yaml"
@@ -97,29 +109,17 @@ def test_preset_and_model_must_agree_and_resume_keeps_its_settings(tmp_path, cli
     assert "no model given" in cli.error("train", "--print-config")
 
 
-# Entries whose runs are not presets yet: their settings still live in jointkl/reproduce (see issue 24).
-NOT_YET = {"avb-table2", "dali-table1", "hu-table2", "hu-table3", "hu-table4", "hu-ada"}
-
-
-def _preset_of(job, scale):
-    """The shipped preset whose options at `scale` are the job's (seed and checkpoint period aside)."""
-    opts = {k: v for k, v in job.options.items() if k not in ("seed", "ckpt_every")}
-    for name in presets.names():
-        p = presets.get(name)
-        own = {k: v for k, v in p.at(scale).items() if k != "ckpt_every"}
-        if (p.model, p.data) == (job.model, job.data) and own == opts:
-            return name
-    return None
-
-
 def test_every_reproduction_entry_trains_presets():
-    """Fails when an entry trains a setting that is no preset file (or when one in NOT_YET became presets:
-    then take it off the list)."""
+    """Fails when an entry trains a setting that is no preset file: every run of every entry, at every scale, is
+    a shipped preset's data and options (seed and checkpoint period aside)."""
+    shipped = [presets.get(name) for name in presets.names()]
     off = set()
-    for table, spec in TABLES.items():
-        for scale in presets.SCALES:
-            jobs = spec.jobs(Context(scale, 2), Path("/nonexistent")) if spec.jobs else []
-            if any(_preset_of(j, scale) is None for j in jobs):
-                off.add(table)
-    assert NOT_YET <= set(TABLES)
-    assert off == NOT_YET, f"entries training settings that are not presets: {sorted(off)}"
+    for scale in presets.SCALES:
+        settings = [(p.model, p.data_at(scale), {k: v for k, v in p.at(scale).items() if k != "ckpt_every"})
+                    for p in shipped]
+        for table, spec in TABLES.items():
+            for job in spec.jobs(Context(scale, 2), Path("/nonexistent")) if spec.jobs else []:
+                opts = {k: v for k, v in job.options.items() if k not in ("seed", "ckpt_every")}
+                if (job.model, job.data, opts) not in settings:
+                    off.add(f"{table} at {scale}: {job.model} on {job.data} ({Path(job.out).name})")
+    assert not off, f"runs whose settings are no preset file: {sorted(off)[:5]}"

@@ -7,7 +7,8 @@ A preset file `MODEL/DATA.yaml` (its name is the path without `.yaml`, e.g. `dal
     data:    the data set it is tuned for
     base:    another preset file whose options this one starts from (optional; e.g. `common/grid25`)
     options: key: value pairs of the model's and the trainer's options (`jointkl list models MODEL`)
-    scales:  optional overrides per reproduction scale (quick / default / full) used by `jointkl reproduce`
+    scales:  optional overrides per reproduction scale (quick / default / full) used by `jointkl reproduce`;
+             a scale may name its own `data` too (the full scale's MNIST for a setting tuned on mnist5k)
 
 `jointkl train MODEL --data DATA` with nothing else trains the preset `MODEL/DATA` where it exists; any
 option given on the command line beats the preset's. Files under `common/` are bases only (no model). A user's
@@ -39,17 +40,27 @@ class Preset:
         """The options at a reproduction scale (None: the preset's own, what `jointkl train` uses)."""
         if scale is not None and scale not in SCALES:
             raise JointKLError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-        return {**self.options, **(self.scales.get(scale) or {})}
+        return {**self.options, **{k: v for k, v in (self.scales.get(scale) or {}).items() if k != "data"}}
+
+    def data_at(self, scale: str | None = None) -> str | None:
+        """The data set at a reproduction scale: the scale's own `data` if it names one, else the preset's."""
+        self.at(scale)                                           # checks the scale
+        return (self.scales.get(scale) or {}).get("data", self.data)
 
     def describe(self, scale: str | None = None) -> str:
         """The options at `scale` as one line of text (`key value, ...`), for reports and listings."""
-        def show(v):
-            if isinstance(v, bool):
-                return "yes" if v else "no"
-            if isinstance(v, float):
-                return f"{v:g}"
-            return ", ".join(map(show, v)).join("()") if isinstance(v, (list, tuple)) else str(v)
-        return ", ".join(f"{k} {show(v)}" for k, v in self.at(scale).items() if k not in ("log_every",))
+        return describe_options(self.at(scale))
+
+
+def describe_options(options: dict) -> str:
+    """Options as one line of text (`key value, ...`; log_every left out), for reports and listings."""
+    def show(v):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return ", ".join(map(show, v)).join("()") if isinstance(v, (list, tuple)) else str(v)
+    return ", ".join(f"{k} {show(v)}" for k, v in options.items() if k not in ("log_every",))
 
 
 def _read(path: Path, name: str) -> dict:
@@ -73,6 +84,10 @@ def _read(path: Path, name: str) -> dict:
     bad = [s for s in raw.get("scales") or {} if s not in SCALES or not isinstance(raw["scales"][s], dict)]
     if bad:
         raise JointKLError(f"{path}: scales must map quick/default/full to options; got {bad[0]!r}")
+    bad = [s for s, o in (raw.get("scales") or {}).items() if "data" in o and not isinstance(o["data"], str)]
+    if bad:
+        got = raw["scales"][bad[0]]["data"]
+        raise JointKLError(f"{path}: the data of scale {bad[0]} must be a data set's name; got {got!r}")
     return raw
 
 

@@ -3,14 +3,15 @@ digits, latent size 8 and 32, each scored by its ELBO and by AIS log p(x).
 
 The paper trains DCGAN-style conv nets on the full binarized MNIST and runs AIS with 1,000 intermediate
 distributions and 5 chains on 2,048 test digits. Here: mnist5k (4,000 train digits, binarized afresh every batch),
-MLP encoder/decoder 2x256 for every model, the AVB settings of `avb-table1` (lr 3e-4, adversary 1e-3 with 2 steps
-per model step, Adam(0.5, 0.999)), noise dimension 2 x latent size, Adaptive Contrast with 8 draws per x for the
-moments (16 costs twice the time per step). The VAE is trained at AVB's learning rate, so that only the inference
-model differs, and at its own faster rate 1e-3 (shown, not used by the verdict). Evaluation on a fixed binarization
-(seed 0) of the first test digits. ELBO: the VAE's Monte-Carlo ELBO; AVB's is the adversary's estimate
-E_q[log p(x|z) - T(x, z)] (with AC minus KL(r || p)), not a bound; the paper's AVB numbers are estimates too (its "≈"). AIS is a stochastic lower bound
-(Wu et al. 2016), so ELBO - AIS > 0 means the ELBO estimate is above the model's log-likelihood (AVB's 7.6 nats in
-the paper). The VAE's IWAE (k = 1,000) checks the AIS: a good AIS is at least as high.
+the same MLP encoder/decoder for every model, the AVB settings of `avb-table1`, noise dimension 2 x latent size,
+and Adaptive Contrast with fewer draws per x for the moments; the values and their reasons are the presets
+(common/avb-mnist5k, avb/mnist5k-avb-*, vae/mnist5k-avb-*). The VAE is trained at AVB's learning rate, so that only
+the inference model differs, and at its own faster rate (shown, not used by the verdict). Evaluation on a fixed
+binarization (seed 0) of the first test digits. ELBO: the VAE's Monte-Carlo ELBO; AVB's is the adversary's estimate
+E_q[log p(x|z) - T(x, z)] (with AC minus KL(r || p)), not a bound; the paper's AVB numbers are estimates too (its
+"≈"). AIS is a stochastic lower bound (Wu et al. 2016), so ELBO - AIS > 0 means the ELBO estimate is above the
+model's log-likelihood (AVB's 7.6 nats in the paper). The VAE's IWAE (k = 1,000) checks the AIS: a good AIS is at
+least as high.
 """
 from __future__ import annotations
 
@@ -19,30 +20,35 @@ from pathlib import Path
 
 import torch
 
-from jointkl import data
+from jointkl import data, presets
 from jointkl.api import load
 from jointkl.plots import save_samples
-from jointkl.reproduce.base import Context, Job, Result, Row, Table, image_nets, nets_name, register
+from jointkl.reproduce.base import Context, Job, Result, Row, Table, register
+from jointkl.reproduce.from_presets import describe_runs, nets_of, preset_jobs
 
-COMMON = dict(hidden=256, layers=2, batch_size=64, binarize="dynamic", log_every=250)
-AVB = dict(adv_steps=2, lr=3e-4, lr_adv=1e-3, betas=(0.5, 0.999))
-MODELS = {                      # label -> model and options; AC first, the slowest runs start first
-    "AVB + AC": ("avb", {**AVB, "adaptive_contrast": True, "ac_samples": 8}),
-    "AVB": ("avb", AVB),
-    "VAE": ("vae", {"lr": 3e-4}),         # the comparison: encoder and decoder trained at AVB's learning rate
-    "VAE (lr 1e-3)": ("vae", {"lr": 1e-3}),   # the VAE's own faster setting (avb-table1), shown beside it
-}
 LATENTS = (8, 32)
+# label -> {latent size: preset}; AC first, the slowest runs start first. The settings, with their reasons, are
+# jointkl/presets (common/avb-mnist5k: the nets, batch, learning rate and steps per scale)
+MODELS = {
+    "AVB + AC": {8: "avb/mnist5k-avb-8d-ac", 32: "avb/mnist5k-avb-32d-ac"},
+    "AVB": {8: "avb/mnist5k-avb-8d", 32: "avb/mnist5k-avb-32d"},
+    "VAE": {8: "vae/mnist5k-avb-8d", 32: "vae/mnist5k-avb-32d"},   # the comparison: at AVB's learning rate
+    "VAE (lr 1e-3)": {8: "vae/mnist5k-avb-8d-lr1e-3", 32: "vae/mnist5k-avb-32d-lr1e-3"},   # its own faster rate
+}
 PAPER = {                       # (label, latent) -> (ELBO, AIS log p(x)); full binarized MNIST, conv nets
     ("AVB", 8): (-83.6, -91.2), ("AVB + AC", 8): (-96.3, -89.6), ("AVB + AC", 32): (-79.5, -80.2),
     ("VAE", 8): (-98.1, -90.9), ("VAE", 32): (-87.2, -81.9),
 }
-PROTOCOL = ("mnist5k (full: MNIST, DCGAN-style conv nets), dynamic binarization for training, MLP 2x256 nets, batch 64, latent 8 and 32; "
-            "AVB lr 3e-4 / adversary 1e-3 (2 steps), Adam(0.5, 0.999), noise dim 2 x latent, AC with 8 draws; VAE "
-            "Adam lr 3e-4 (as AVB: the comparison) and 1e-3 (its own rate). Steps: quick 40 (batch 32), default "
-            "2,000, full 30,000. Scored on a fixed binarization (seed 0) of the first test digits (quick 20, default "
-            "100, full 2,048): ELBO (AVB: the adversary's estimate, 100 draws) and AIS log p(x) with 5 chains and 10 leapfrog steps (quick 20, default 200, full 1,000 "
-            "intermediate distributions, sigmoid schedule).")
+_AVB = presets.get(MODELS["AVB"][8])             # the data, nets and steps every run shares
+_steps = {scale: _AVB.at(scale)["steps"] for scale in presets.SCALES}
+PROTOCOL = (f"{_AVB.data_at('default')} (full: {_AVB.data_at('full')}, {nets_of(_AVB.name, 'full')}), dynamic "
+            f"binarization for training, {nets_of(_AVB.name, 'default')}, latent {' and '.join(map(str, LATENTS))}; "
+            f"the presets {', '.join(n for v in MODELS.values() for n in v.values())} (the note lists their options "
+            "at the scale run): AVB and AVB + AC, a VAE at AVB's learning rate (the comparison) and one at its own. "
+            f"Steps: quick {_steps['quick']:,}, default {_steps['default']:,}, full {_steps['full']:,}. Scored on a "
+            "fixed binarization (seed 0) of the first test digits (quick 20, default 100, full 2,048): ELBO (AVB: the "
+            "adversary's estimate, 100 draws) and AIS log p(x) with 5 chains and 10 leapfrog steps (quick 20, default "
+            "200, full 1,000 intermediate distributions, sigmoid schedule).")
 
 
 def _slug(label: str) -> str:
@@ -66,29 +72,17 @@ def scores(model, x: torch.Tensor, ais_steps: int, seed: int, k_elbo: int = 100,
     return out
 
 
-def _dataset(ctx: Context) -> str:
-    return ctx.pick("mnist5k", "mnist5k", "mnist")
-
-
-def _steps(ctx: Context) -> int:
-    return ctx.pick(40, 2000, 30000)
-
-
 def avb_table2_jobs(ctx: Context, out: Path) -> list[Job]:
-    scale, seeds = ctx.scale, ctx.seeds
-    steps, batch = _steps(ctx), ctx.pick(32, 64, 64)
-    jobs = [Job(m, _dataset(ctx), _run(out, label, d, s),
-                {**COMMON, **image_nets(scale), **opts, "latent_dim": d, "steps": steps, "batch_size": batch, "ckpt_every": steps, "seed": s,
-                 **({"noise_dim": 2 * d} if m == "avb" else {})})
-            for d in LATENTS for label, (m, opts) in MODELS.items() for s in range(seeds)]
+    jobs = preset_jobs(ctx, [(_run(out, label, d, "{s}"), names[d])
+                             for d in LATENTS for label, names in MODELS.items()])
     jobs.sort(key=lambda j: j[3].get("adaptive_contrast", False), reverse=True)
     return jobs
 
 
 def avb_table2(ctx: Context, out: Path) -> Result:
-    scale, seeds, steps = ctx.scale, ctx.seeds, ctx.capped(_steps(ctx))
+    scale, seeds, steps = ctx.scale, ctx.seeds, ctx.capped(_steps[ctx.scale])
     n_test, ais_steps = ctx.pick(20, 100, 2048), ctx.capped(ctx.pick(20, 200, 1000))   # capped: smoke tests
-    dataset = _dataset(ctx)
+    dataset = _AVB.data_at(scale)
     x = data.binarize_fixed(data.load(dataset).test[:n_test], seed=0)
     res: dict[tuple[str, int], list[dict]] = {}
     figs = []
@@ -124,11 +118,12 @@ def avb_table2(ctx: Context, out: Path) -> Result:
             f"paper +1.6) and the VAE trained at the same learning rate (8-d {ac_beats[8]:+.1f}, 32-d "
             f"{ac_beats[32]:+.1f}; paper +1.3 and +1.7). A VAE at its own faster rate 1e-3 is {-fast[8]:+.1f} / "
             f"{-fast[32]:+.1f} nats above AVB + AC at this short budget. Levels are far below the paper's (AVB + AC "
-            f"8-d {level:+.1f} nats): {dataset}, {nets_name(scale)}, {steps} steps.")
+            f"8-d {level:+.1f} nats): {dataset}, {nets_of(_AVB.name, scale)}, {steps} steps. "
+            + describe_runs({f"{label} ({d}-d)": names[d] for d in LATENTS for label, names in MODELS.items()}, scale))
     if scale == "quick":
         note = f"Quick scale: real numbers from models that trained {steps} steps, a smoke run only. " + note
     return Result(rows, "reproduced" if ok else "not reproduced", note, figs)
 
 
 register(Table("avb-table2", "AVB Table 2: VAE vs AVB (+AC) on binarized MNIST, ELBO and AIS log p(x)", PROTOCOL,
-               avb_table2, avb_table2_jobs, seeds=1, full_data=("mnist",)))
+               avb_table2, avb_table2_jobs, seeds=1, full_data=(_AVB.data_at("full"),)))
