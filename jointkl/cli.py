@@ -215,9 +215,9 @@ def _list(a) -> None:
                 print(f"  {f.name}={f.default}" + (f"  # {help_}" if help_ else ""))
     elif a.what == "presets":
         from jointkl import presets
+        width = max(map(len, presets.names()), default=0)
         for name in presets.names():
-            p = presets.get(name)
-            print(f"{name:16s} {p.about}")
+            print(f"{name:{width}s}  {presets.get(name).about}")
     elif a.what == "models":
         from jointkl.objectives import MODELS
         from jointkl.objectives.registry import builtin, load_entry_points, summary
