@@ -8,6 +8,7 @@ local Ray, submitit's local executor) when they are importable."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -348,11 +349,14 @@ def numbers(results: dict) -> dict:
 
 def test_a_real_local_ray_trains_the_runs_to_the_local_numbers(tmp_path):
     ray = pytest.importorskip("ray")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         results = run_tables(["x-tiny", "su-ali"], tmp_path, scale="quick", step_cap=4, executor=RayExecutor())
     finally:
         ray.shutdown()
+        for s, h in handlers.items():                    # ray.init leaves its own SIGTERM handler in the process
+            signal.signal(s, h)
     assert results["x-tiny"].verdict == "reproduced" and len(stamps(tmp_path)) == SEEDS
     local = run_tables(["x-tiny", "su-ali"], tmp_path / "local", scale="quick", step_cap=4)
     assert numbers(results) == numbers(local)
