@@ -930,13 +930,11 @@ class Declared(Objective):
         s.values.update(labels if joint is self.decl.p else {}, **values)
         return s
 
-    def _labels_of(self, x: torch.Tensor, y) -> dict:
-        """The labels q conditions on for x: y, or the model's own `classify(x)` when y is None."""
-        if not self._label_vars():
-            return {}
-        if y is None and not hasattr(self, "classify"):
-            return self._missing("classifier (pass labels y)")
-        return self._labels(x.shape[0], self.classify(x) if y is None else y)
+    def _label_of(self, x: torch.Tensor, y):
+        """x's label: y, or the model's own `classify(x)` when y is None."""
+        if y is not None:
+            return y
+        return self.classify(x) if hasattr(self, "classify") else self._missing("classifier (pass labels y)")
 
     @torch.no_grad()
     def sample(self, n: int, y: int | torch.Tensor | None = None) -> torch.Tensor:
@@ -958,7 +956,8 @@ class Declared(Objective):
         if "z" not in self.decl.q:
             return self._missing("encoder")
         x = self.check_input(x)
-        d = self._draws(self.decl.q, x, self._labels_of(x, y)).dist("z")
+        labels = self._labels(x.shape[0], self._label_of(x, y)) if self._label_vars() else {}
+        d = self._draws(self.decl.q, x, labels).dist("z")
         return d.rsample((draws,)).mean(0) if self.decl.q["z"].kind == "implicit" else d.mean
 
     @torch.no_grad()
@@ -967,8 +966,7 @@ class Declared(Objective):
         x = self.check_input(x)
         if not self._label_vars():
             return self.decode(self.encode(x))
-        if y is None:
-            y = self.classify(x) if hasattr(self, "classify") else self._missing("classifier (pass labels y)")
+        y = self._label_of(x, y)
         return self.decode(self.encode(x, y), y)
 
     @property
@@ -1002,11 +1000,14 @@ class Declared(Objective):
         p(x|y) over its uniform p(y), one bound per class."""
         p, q, labels = self.decl.p, self.decl.q, self._label_vars()
         latents = [v for v, f in q.factors.items() if f.kind != "data" and v not in labels]
-        if not latents or "x" not in p or p["x"].squash or not all(
-                j.has_density(v) for j in (p, q) for v in j.factors if v in latents or (j is p and v not in labels)):
+        needed = [(q, v) for v in latents] + [(p, v) for v in p.factors if v not in labels]
+        if not latents or "x" not in p or p["x"].squash or not all(j.has_density(v) for j, v in needed):
             return self._missing("explicit likelihood (it needs a density for every factor of q(h|x) and p(x, h))")
         if method not in ("elbo", "iwae", "ais"):
             raise JointKLError(f"unknown likelihood method {method!r} for {self.name}; choose elbo, iwae or ais")
+        if method == "ais" and latents != ["z"]:
+            raise JointKLError(f"method='ais' anneals from the prior of one latent z; {self.name}'s latents are "
+                               f"{', '.join(latents)}: use elbo or iwae")
         x = self.check_input(x)
         if method == "ais":
             from jointkl.divergences.ais import ais_config, ais_log_likelihood

@@ -130,3 +130,12 @@ def test_wake_sleep_phases_update_their_own_side(tmp_path, cli):
         big = WakeSleep(WakeSleepConfig(latent_dim=11, stochastic_layers=2), (4,), "binary")     # 22 bits
         big.log_likelihood(x[:1].flatten(1), "exact")
     assert "binarize=dynamic" in cli.error("train", "wake_sleep", "--data", "grid25", "--out", tmp_path / "g")
+
+
+def test_ais_of_a_model_without_one_latent_z_is_refused():
+    from jointkl.declare import Declared
+    from jointkl.objectives.wake_sleep import WakeSleep, WakeSleepConfig
+    m = WakeSleep(WakeSleepConfig(latent_dim=3, hidden=8, layers=1), (1, 2, 2), "binary")
+    with pytest.raises(JointKLError, match=r"^method='ais' anneals from the prior of one latent z; wake_sleep's "
+                                           r"latents are h1: use elbo or iwae$"):
+        Declared.log_likelihood(m, torch.zeros(2, 1, 2, 2), "ais", 2)    # the generic bound, under wake_sleep's own
