@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the runs already in --out; an entry with runs "
                    "missing names them instead of scoring")
+    r.add_argument("--results-page", metavar="FILE.md",
+                   help="also write the results as a docs page (figures in a folder beside it) that holds no "
+                   "clock or timing: made again from the same runs, it is the same text (docs/results.md)")
     x = r.add_argument_group("where the training runs execute (docs/cluster.md)")
     x.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
                    help="local: a process pool on this machine, one thread per run (default); ray: one Ray task "
@@ -245,7 +248,7 @@ def _reproduce(a) -> None:
                              minutes=a.slurm_time, log_folder=a.slurm_logs, cpus_per_run=a.cpus_per_run,
                              gpus_per_run=a.gpus_per_run)
     run_tables(a.tables, Path(a.out), seeds=a.seeds, scale=a.scale or "default", estimate_only=a.estimate,
-               executor=executor, report_only=a.report_only)
+               executor=executor, report_only=a.report_only, results_page=a.results_page)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,6 @@ import datetime
 import html
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -98,21 +97,13 @@ def chart(tid: str, result: Result, out: Path) -> Path | None:
 
 def provenance() -> dict[str, str]:
     """Where the numbers come from: date, versions, commit, machine, command."""
-    import importlib.metadata
-
     import torch
-    try:
-        version = importlib.metadata.version("jointkl")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0+unknown"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+
+    from jointkl import provenance as prov
+    code = prov.code()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "jointkl": version, "commit": commit, "torch": torch.__version__,
+            "jointkl": code["jointkl"], "commit": code["commit"] or "unknown", "torch": torch.__version__,
             "python": platform.python_version(), "device": device,
             "command": command()}
 
@@ -137,6 +128,21 @@ def _figure(path: Path, caption: str, cls: str = "") -> str:
             f"src=\"data:image/png;base64,{data}\"><figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def entry_md(tid: str, t, r: Result, verdict: str, out: Path, ref, where: str = "") -> list[str]:
+    """One entry's Markdown: heading with its anchor, `where` (a line on how it was made), protocol, table, the
+    ours-vs-paper chart with its caption, verdict and note, then its other figures; `ref(path)`: a figure's link."""
+    md = ["", f'<a id="{_anchor(tid)}"></a>', "", f"## {tid}: {t.title}", ""] + ([where, ""] if where else [])
+    md += [f"Protocol: {t.protocol}", ""]
+    if r.rows:
+        md += ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+        md += ["| " + " | ".join(row) + " |" for row in table_rows(r)]
+    vs_paper = chart(tid, r, out)
+    if vs_paper:
+        md += ["", f"![{tid}: ours vs paper]({ref(vs_paper)})", "", f"*{tid}: {CHART_CAPTION}.*"]
+    md += ["", f"**Verdict: {verdict}.** {r.note}"]
+    return md + [f"\n![{p.name}]({ref(p)})" for p in r.figures if p != vs_paper and p.exists()]
+
+
 def write_report(tables: dict, results: dict, out: Path, scale: str = "default") -> None:
     """report.md and report.html for the entries in `results` (called after each entry, so a later crash
     leaves the finished ones readable)."""
@@ -156,16 +162,9 @@ def write_report(tables: dict, results: dict, out: Path, scale: str = "default")
                       for tid, r in results.items()) + "</table>"]
     for tid, r in results.items():
         t, verdict = tables[tid], verdict_text(r.verdict, scale)
-        md += ["", f'<a id="{_anchor(tid)}"></a>', "", f"## {tid}: {t.title}", "", f"Protocol: {t.protocol}", ""]
-        if r.rows:
-            md += ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-            md += ["| " + " | ".join(row) + " |" for row in table_rows(r)]
+        md += entry_md(tid, t, r, verdict, out, lambda p: os.path.relpath(p, out))
         vs_paper = chart(tid, r, out)
-        if vs_paper:
-            md += ["", f"![{tid}: ours vs paper]({os.path.relpath(vs_paper, out)})", "", f"*{tid}: {CHART_CAPTION}.*"]
-        md += ["", f"**Verdict: {verdict}.** {r.note}"]
         others = [p for p in r.figures if p != vs_paper]
-        md += [f"![{p.name}]({os.path.relpath(p, out)})" for p in others]
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(r))
         figs = "".join(_figure(p, f"{tid}: {p.stem}") for p in others if p.exists())
         body.append(f"<h2 id='{_anchor(tid)}'>{html.escape(tid)}: {html.escape(t.title)}</h2>"
@@ -187,3 +186,66 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# ---- the results page: the report as a docs page, the same text whenever it is made from the same runs -------
+
+def trained_when(runs: list[Path]) -> tuple[list[str], list[str]]:
+    """(the UTC dates the runs finished, from their last checkpoint or DIVERGED marker; the code that trained
+    them, from their config.yaml), each sorted and without repeats."""
+    import yaml
+
+    from jointkl.provenance import code_text
+    dates, codes = set(), set()
+    for run in map(Path, runs):
+        ends = [p for p in (run / "checkpoints").glob("step-*")] + [p for p in (run / "DIVERGED",) if p.exists()]
+        if ends:
+            stamp = max(p.stat().st_mtime for p in ends)
+            dates.add(datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime("%Y-%m-%d"))
+        try:
+            codes.add(code_text((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("code")))
+        except (OSError, yaml.YAMLError, AttributeError):
+            pass
+    return sorted(dates), sorted(codes)
+
+
+def _runs_line(runs: list[Path]) -> str:
+    if not runs:
+        return "no training runs of its own (it trains inside its scoring, or computes exactly)"
+    dates, codes = trained_when(runs)
+    when = " to ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else "date unknown"
+    return f"{len(runs)} training run(s), finished {when}, trained by {', '.join(codes) or 'code not recorded'}"
+
+
+def write_results_page(tables: dict, results: dict, runs: dict[str, list[Path]], page: Path, scale: str,
+                       out: Path) -> None:
+    """A docs page (Markdown) of the entries in `results`, each with the command that computes it, its scale and
+    when and by what code its runs were trained; its figures copied beside it (page's folder / page's stem /).
+    It holds nothing of the moment it is written (no clock, no timings), so making it again from the same runs
+    with the same code gives the same text."""
+    import shutil
+    flag = {"quick": " --quick", "default": "", "full": " --full"}[scale]
+    figs, written = page.parent / page.stem, set()
+    figs.mkdir(parents=True, exist_ok=True)
+
+    def copy(tid: str, p: Path) -> str:
+        name = p.name if p.name.startswith(f"{tid}-") else f"{tid}-{p.name}"
+        shutil.copyfile(p, figs / name)
+        written.add(name)
+        return f"{figs.name}/{name}"
+    md = ["# Results", "",
+          f"Every number below was computed by `jointkl reproduce` at the **{scale}** scale: "
+          f"{SCALE_TEXT[scale]}. Each section prints the command that trains and scores it (cached runs are not "
+          f"trained again) and when its runs were trained. This page was written by "
+          f"`jointkl reproduce{flag} --out {out} --results-page {page}`; run it again on the same runs to get "
+          "the same page.", "", "| table | verdict |", "|---|---|"]
+    md += [f"| [{tid}](#{_anchor(tid)}) | {verdict_text(r.verdict, scale)} |" for tid, r in results.items()]
+    for tid, r in results.items():
+        t = tables[tid]
+        md += entry_md(tid, t, r, verdict_text(r.verdict, scale), out, lambda p: copy(tid, p),
+                       f"*Scale: {scale}. Command: `jointkl reproduce {tid}{flag} --out {out}`; "
+                       f"{_runs_line(runs.get(tid, []))}.*")
+    for old in figs.glob("*.png"):                  # figures of an earlier page that this one does not show
+        if old.name not in written:
+            old.unlink()
+    _write(page, "\n".join(md) + "\n")

@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from jointkl import data as datasets
-from jointkl import objectives, presets
+from jointkl import objectives, presets, provenance
 from jointkl.errors import JointKLError, one_line
 from jointkl.objectives.base import Objective
 from jointkl.objectives.registry import record
@@ -136,7 +136,8 @@ def build(model: str, data=None, options: dict | None = None, out: str | Path | 
         msg, given = " ".join(str(e).split()), " ".join(f"{k}={v}" for k, v in options.items())
         raise JointKLError(f"invalid options for model {model} ({given or 'defaults'}): {msg}") from None
     meta = {MARKER: 1, "model": model, **record(model), "data": data_ref(data), "data_name": ds.name,
-            "data_shape": list(ds.shape), "data_kind": ds.kind, "train": to_dict(tcfg), "model_config": to_dict(mcfg)}
+            "data_shape": list(ds.shape), "data_kind": ds.kind, "train": to_dict(tcfg), "model_config": to_dict(mcfg),
+            "code": provenance.code()}           # what trained it (the results page prints it)
     return trainer, meta
 
 

@@ -86,3 +86,28 @@ def test_the_command_recorded_is_jointkls_own(monkeypatch):
     assert command() == "jointkl reproduce su-ali --quick"
     monkeypatch.setattr(sys, "argv", ["/venv/bin/pytest", "-k", "failed"])     # not jointkl's arguments
     assert command() == "pytest (from Python: no jointkl command line)"
+
+
+def test_the_results_page_is_the_same_text_when_made_again_from_the_same_runs(tmp_path):
+    """Issue 27: the docs' results page is generated; it says the command, scale, dates and code of every entry,
+    and holds nothing of the moment (a second make from the cached runs gives the same bytes)."""
+    import datetime
+
+    import yaml
+
+    from jointkl import provenance
+    out, page = tmp_path / "runs", tmp_path / "docs" / "results.md"
+    run_tables(["su-ali"], out, scale="quick", step_cap=4, results_page=page)
+    first, figs = page.read_text(), sorted(p.name for p in (tmp_path / "docs" / "results").iterdir())
+    (tmp_path / "docs" / "results" / "stale.png").write_bytes(b"old")
+    run_tables(["su-ali"], out, scale="quick", step_cap=4, results_page=page)   # cached runs, scored again
+    assert page.read_text() == first
+    assert sorted(p.name for p in (tmp_path / "docs" / "results").iterdir()) == figs   # the stale one removed
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    code = provenance.code_text(provenance.code())
+    assert f"*Scale: quick. Command: `jointkl reproduce su-ali --quick --out {out}`; 3 training run(s), finished " \
+           f"{today}, trained by {code}.*" in first
+    assert "**Verdict: reproduced (quick scale: not a finding).**" in first
+    assert figs and all(f"(results/{name})" in first for name in figs)
+    run = next((out / "quick" / "su-ali").glob("*seed0"))
+    assert yaml.safe_load((run / "config.yaml").read_text())["code"] == provenance.code()

@@ -28,7 +28,7 @@ __all__ = ["EXECUTORS", "ORDER", "SCALES", "TABLES", "Context", "Executor", "Job
 
 def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str = "default",
                estimate_only: bool = False, step_cap: int | None = None, executor: Executor | str | None = None,
-               report_only: bool = False) -> dict[str, Result]:
+               report_only: bool = False, results_page: Path | None = None) -> dict[str, Result]:
     """Run the entries `ids` (all, in `ORDER`, if empty) at `scale`; training runs go to out/SCALE/ID/ (cached
     there), the report to out/report.md and out/report.html. Above the quick scale each entry first prints its
     expected training time. `estimate_only`: print each entry's expected training time and return {} without
@@ -39,11 +39,12 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
     `report_only`: train nothing and report from the runs that exist; an entry with runs missing says which.
     Runs that failed on a remote executor are named in the report, then a `JointKLError` says how many (the
     next call trains them again: the cache is the only record of what is done).
+    `results_page`: also write the results as that docs page (`jointkl.report.write_results_page`).
 
     The report is rewritten after each entry, so a later crash or stop leaves the finished entries readable;
     an entry that raises is reported as failed (its error on one line, the entries after it named as not run)
     and its error propagates."""
-    from jointkl.report import failed_result, print_table, write_report
+    from jointkl.report import failed_result, print_table, write_report, write_results_page
     if scale not in SCALES:
         raise JointKLError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     if estimate_only and report_only:
@@ -90,6 +91,10 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
         print(f"expected training time in all: about {hours(total)}")
         return {}
     print(f"report: {out / 'report.md'} and {out / 'report.html'}")
+    if results_page is not None:
+        runs = {i: [j.out for j in contexts[i].cap(TABLES[i].jobs(contexts[i], out / scale / i))] for i in results}
+        write_results_page({j: TABLES[j] for j in results}, results, runs, Path(results_page), scale, out)
+        print(f"results page: {results_page}")
     if failures:
         raise JointKLError(f"{len(failures)} training run(s) failed (named in {out / 'report.md'}); run the same "
                            "command again to train them (the finished runs are cached)")
