@@ -28,12 +28,13 @@ Terms (what a player minimizes; `w * term` weights one):
                                 player's period on the same noise: Su eq. 25-26's KL(q || q_old) (share_noise=
                                 False: the period's first net rerun on each update's new draw; Dirac nets only)
 Estimators:
-    Adversarial(value="logistic"|"f-kl", gen_loss=...)
+    Adversarial(value="logistic"|"f-kl"|"f-kl-swapped", gen_loss=...)
         for an adversarial KL term, a discriminator that tells samples of b (positive: data, prior, inference
         pairs) from samples of a, so its logit estimates log b - log a (Su eq. 16-18); "f-kl" trains it on the KL
-        value function of DALI eq. 8 instead. The term's player minimizes `gen_loss` of the logits of a's
+        value function of DALI eq. 8 instead (T ~ 1 + log b/a), "f-kl-swapped" on eq. 8 with its expectations
+        swapped (T ~ 1 + log a/b; `disc_value_loss`). The term's player minimizes `gen_loss` of the logits of a's
         samples: "nonsaturating" E softplus(-logit), "minimax" -E softplus(logit), "kl" -E logit (the KL
-        estimate itself); when both sides learn (ALI), a function of both logits (Su eqs. 41-43, `pair_loss`),
+        estimate itself; +E logit when swapped); when both sides learn (ALI), a function of both logits (Su eqs. 41-43, `pair_loss`),
         except "kl", which stays -E logit on a's samples (VEEGAN: b's side gets no adversarial gradient).
         For a ratio piece of an expanded KL (`estimate=`), T tells a's samples (positive) from a's sample with
         the variable redrawn from b's factor, so T estimates the piece's integrand log a - log b (AVB Prop. 1).
@@ -279,8 +280,11 @@ class Adversarial:
 
     def check(self) -> None:
         """Refuse bad option values, one line each."""
-        if self.value not in ("logistic", "f-kl"):
-            raise JointKLError(f"unknown adversarial value {self.value!r}; choose logistic or f-kl")
+        if self.value not in ADV_VALUES:
+            raise JointKLError(f"unknown adversarial value {self.value!r}; choose {', '.join(ADV_VALUES)}")
+        if self.value == "f-kl-swapped" and self.gen_loss != "kl":
+            raise JointKLError(f"value='f-kl-swapped' has T ~ 1 + log a/b, which only gen_loss='kl' (E_a T) reads; "
+                               f"got gen_loss={self.gen_loss!r}")
         if self.gen_loss not in GEN_LOSSES:
             raise JointKLError(f"unknown generator loss {self.gen_loss!r}; choose one of {', '.join(GEN_LOSSES)}")
         if self.contrast not in (None, "adaptive"):
@@ -295,6 +299,21 @@ class Adversarial:
         if self.unroll_lr is not None and not self.unroll_lr > 0:
             raise JointKLError(f"unroll_lr={self.unroll_lr}: set a step > 0 for the unrolled discriminator updates, "
                                "or None for the discriminator's lr")
+
+
+ADV_VALUES = ("logistic", "f-kl", "f-kl-swapped")
+
+
+def disc_value_loss(value: str, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss on the logits of b's samples (pos) and a's (neg): "logistic" (T ~ log b/a);
+    "f-kl" minus DALI eq. 8 as printed, E_b T - E_a exp(T - 1), whose maximum is KL(b || a) at T = 1 + log b/a;
+    "f-kl-swapped" minus eq. 8 with its expectations swapped, E_a T - E_b exp(T - 1): KL(a || b), T = 1 + log a/b,
+    the direction of the term KL(a || b) itself (DALI Sec. 3.4's text: term I, KL(p(x|z) || q(x)))."""
+    if value == "f-kl":
+        return -kl_value(pos, neg)
+    if value == "f-kl-swapped":
+        return -kl_value(neg, pos)
+    return discriminator_loss(pos, neg)
 
 
 SN_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -819,8 +838,8 @@ class Declared(Objective):
         logit = self._logit(d, s, params=w)                 # (B,)
         if pc.kind == "ratio":                              # T estimates the integrand log a - log b itself
             return logit
-        if d.est.gen_loss == "kl":
-            per = -logit
+        if d.est.gen_loss == "kl":                          # the KL(a || b) estimate: T ~ 1 + log b/a, or
+            per = logit if d.est.value == "f-kl-swapped" else -logit    # 1 + log a/b when swapped
         elif d.est.gen_loss == "minimax":
             per = -F.softplus(logit)
         else:
@@ -867,7 +886,7 @@ class Declared(Objective):
             for _ in range(d.est.unroll):
                 state = {**params, **buffers}
                 pos, neg = self._logit(d, sb, params=state), self._logit(d, sa, params=state)
-                loss = -kl_value(pos, neg) if d.est.value == "f-kl" else discriminator_loss(pos, neg)
+                loss = disc_value_loss(d.est.value, pos, neg)
                 grads = torch.autograd.grad(loss, list(params.values()), create_graph=graph)
                 params = {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
         return {**params, **buffers}
@@ -895,9 +914,9 @@ class Declared(Objective):
         pos, neg = (sa, sb) if d.contrast is not None else (sb, sa)
         over = {d.contrast: self._contrast(d, sa[d.contrast])[0]} if d.est.contrast else None
         logit_pos, logit_neg = self._logit(d, pos, over), self._logit(d, neg)
-        if d.est.value == "f-kl":                           # DALI eq. 8, maximized by the discriminator
-            v = kl_value(logit_pos, logit_neg)
-            loss, logs = -v, {"kl_value": v.detach()}
+        if d.est.value != "logistic":                       # DALI eq. 8, maximized by the discriminator
+            loss = disc_value_loss(d.est.value, logit_pos, logit_neg)
+            logs = {"kl_value": -loss.detach()}
         else:
             names = d.est.logs
             loss = discriminator_loss(logit_pos, logit_neg)

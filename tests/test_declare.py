@@ -371,3 +371,63 @@ def test_unrolling_a_ratio_piece_is_refused():
     with pytest.raises(JointKLError, match="applies to an adversarial KL term .* not to the ratio piece of z") as e:
         model(avb_like, shape=(3,))
     assert "\n" not in str(e.value)
+
+
+# ---- DALI eq. 8 in both directions: the f-divergence game against closed forms -------------------------------
+
+M_G, S_G = 0.7, 1.6                       # the generator x = m + s z, z ~ N(0, 1); the data are N(0, 1)
+
+
+class Affine(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.m, self.log_s = nn.Parameter(torch.tensor(M_G)), nn.Parameter(torch.tensor(S_G).log())
+
+    def forward(self, z):
+        return self.m + self.log_s.exp() * z
+
+
+class ExactT(nn.Module):
+    """The optimal T of eq. 8 at the generator's present (detached) parameters: 1 + log p_data/p_G, or
+    1 + log p_G/p_data when swapped."""
+
+    def __init__(self, g, swapped):
+        super().__init__()
+        self.g, self.sign = [g], -1.0 if swapped else 1.0
+
+    def forward(self, x):
+        g = self.g[0]
+        log_pg = D.Normal(g.m.detach(), g.log_s.detach().exp()).log_prob(x)
+        return (1 + self.sign * (D.Normal(0.0, 1.0).log_prob(x) - log_pg)).squeeze(-1)
+
+
+def f_game(self):
+    self.g = Affine()
+    p = Joint("p", z=standard_normal(1), x=Factor(Dirac(1, (1,), net=self.g), given="z"))
+    q = Joint("q", x=Data())
+    swapped = self.cfg.direction == "swapped"
+    adv = Adversarial("f-kl-swapped" if swapped else "f-kl", "kl", net=ExactT(self.g, swapped), name="T")
+    return Declaration(p, q, [Player("gen", [self.g], [KL(p, q, on="x", estimator=adv)])])
+
+
+@pytest.mark.parametrize("direction", ["printed", "swapped"])
+def test_eq8_value_is_its_kl_and_the_generator_step_is_term_one_either_way(direction):
+    """At the optimal T, D's value (eq. 8) is KL(p_data || p_G) as printed and KL(p_G || p_data) swapped; G's
+    loss has the gradient of KL(p_G || p_data) (term I, eq. 4) in both: d/dm = m, d/dlog s = s^2 - 1."""
+    torch.manual_seed(0)
+    m = model(f_game, Cfg(direction), (1,))
+    x = torch.randn(400_000, 1)
+    _, logs = m.loss("disc", x)
+    one, g = torch.tensor([1.0]), torch.tensor([S_G])
+    data_g, g_data = closed_form(torch.zeros(1), one, torch.tensor([M_G]), g), closed_form(torch.tensor([M_G]), g,
+                                                                                           torch.zeros(1), one)
+    assert abs(data_g - g_data) > 0.2                              # the two directions differ here
+    assert logs["kl_value"].item() == pytest.approx(data_g if direction == "printed" else g_data, rel=2e-2)
+    loss, _ = m.loss("gen", x)
+    dm, dlog_s = torch.autograd.grad(loss, [m.g.m, m.g.log_s])
+    assert dm.item() == pytest.approx(M_G, rel=2e-2) and dlog_s.item() == pytest.approx(S_G**2 - 1, rel=2e-2)
+
+
+def test_the_swapped_value_is_read_only_by_the_kl_generator_loss():
+    with pytest.raises(JointKLError, match="value='f-kl-swapped' has T ~ 1 \\+ log a/b, which only gen_loss='kl'"):
+        Adversarial("f-kl-swapped", "nonsaturating")

@@ -10,8 +10,11 @@ let an encoder recover its latent code.
 
 `variant`: "gan" (default; logistic D, non-saturating G, as in Algorithm 1), "f" (D maximizes the KL
 value function of eq. 8, G minimizes -E D(G(z)), "DALI-f"), "l2" (identity covariance: L reduces to
-0.5 |z - mu|^2 + const, "DALI-l2"). Eq. 8 as printed puts the data in its first expectation, so its D
-estimates KL(p_data || p_G), the reverse of term I; we implement it as printed. Players follow
+0.5 |z - mu|^2 + const, "DALI-l2"). Eq. 8 as printed puts the data in its first expectation, so D's value
+estimates KL(p_data || p_G), the reverse of term I; yet at the optimal D, T = 1 + log p_data/p_G, G's loss
+-E D(G(z)) has exactly the gradient of term I, KL(p_G || p_data) (tests/test_declare.py). "f-swapped" swaps
+eq. 8's expectations (D's value is term I itself; G minimizes +E D(G(z))): the same G gradient at the optimum,
+another game on the way there. Players follow
 Algorithm 1: "disc" (D), then "gen" (G and E together), each on its own z batch. With
 `encoder_on_disc_features` E reads D's last hidden layer (Sec. 4); only the "disc" player updates those
 layers, while G still gets the cycle gradient through them. Encoding is the mean of q(z|x);
@@ -37,7 +40,8 @@ class DALIConfig(AdversarialOptions):
     hidden: int = 256
     layers: int = 3
     arch: Literal["mlp", "dcgan"] = "mlp"   # dcgan: conv G, D, E; image data only
-    variant: Literal["gan", "f", "l2"] = "gan"   # f: eq. 8's f-divergence game; l2: unit-variance q(z|x)
+    variant: Literal["gan", "f", "f-swapped", "l2"] = "gan"   # f: eq. 8's f game; f-swapped: its two expectations
+                                           # swapped (term I's direction); l2: unit-variance q(z|x)
     lam: float | None = None               # lambda of eq. 10; None = 1/latent_dim (Sec. 4)
     encoder_on_disc_features: bool = False  # E reads D's last hidden layer (Sec. 4)
     min_std: float = 1e-3                  # floor of q(z|x)'s std (the paper does not state one)
@@ -65,9 +69,9 @@ class DALI(Declared):
         p = Joint("p", z=standard_normal(c.latent_dim),
                   x=Factor(self.G, given="z", squash=self.data_kind != "continuous"))
         q = Joint("q", x=Data(), z=Factor(q_z, given="x"))
-        f = c.variant == "f"
-        adv = Adversarial("f-kl" if f else "logistic", "kl" if f else "nonsaturating", net=self.D,
-                          lr=c.lr_d or c.lr, betas=c.betas)
+        f = c.variant.startswith("f")
+        adv = Adversarial({"f": "f-kl", "f-swapped": "f-kl-swapped"}.get(c.variant, "logistic"),
+                          "kl" if f else "nonsaturating", net=self.D, lr=c.lr_d or c.lr, betas=c.betas)
         lam = c.lam if c.lam is not None else 1.0 / c.latent_dim
         sq = Extra("cycle_sq", lambda at: (at(p)["z"] - q_z(at(p)["x"]).mean).pow(2).mean(), weight=0.0)   # a log
         terms = [KL(p, q, on="x", estimator=adv, name="adv"),                    # term I, eq. 4 (eq. 8 for f)

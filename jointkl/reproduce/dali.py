@@ -30,6 +30,7 @@ TABLE2 = {                       # label -> preset, paper's modes, paper's % hig
     "SN-GAN": ("sngan/grid25", 25.0, 67.8),
     "DALI": ("dali/grid25", 25.0, 81.1),
     "DALI-f": ("dali/grid25-f", 25.0, 66.4),
+    "DALI-f swapped": ("dali/grid25-f-swapped", None, None),   # eq. 8's expectations swapped (issue 26's account)
     "AAE": ("aae/grid25", None, None),   # not in the paper's table: samples G(z), z ~ p(z), of an AAE
 }
 # Table 1's runs are presets too (common/dali-mnist5k: the nets, optimizer and steps per scale, with the reasons)
@@ -80,8 +81,10 @@ def dali_table2(ctx: Context, out: Path) -> Result:
             "steps. Verdict: DALI ≥ 24.5 modes and ≥ 80 % high quality on average; measured "
             f"{dali_modes.mean:.1f} modes, {dali_hq.mean:.1f} %. The paper's baseline numbers (GAN, ALI, Unrolled "
             "GAN, VAEGAN, VEEGAN, SN-GAN) come from earlier papers' own nets; ours use the same nets, optimizer and "
-            "steps as DALI for every row, with each method's own options in its preset. AAE is not in the paper's "
-            "table: its samples are its deterministic decoder's G(z), z ~ p(z), on the same nets. 'modes, mean over "
+            "steps as DALI for every row, with each method's own options in its preset. 'DALI-f swapped' is not in "
+            "the paper: eq. 8 with its two expectations swapped, so D's value estimates term I, KL(p_G || p_data), "
+            "the direction Sec. 3.4's text names (as printed it estimates KL(p_data || p_G)); at the optimal D both "
+            "give G the same gradient. AAE is not in the paper's table: its samples are its deterministic decoder's G(z), z ~ p(z), on the same nets. 'modes, mean over "
             "draws': the mean count of a 2,500-sample draw (from 100,000 samples; a mode holding 1-3 of 2,500 "
             "samples is captured in one draw and missed in the next). 'modes holding >= 1 % each': modes with at "
             "least a quarter of a fair 4 % share (a thin streak of samples between two dense modes can cross a third "

@@ -143,4 +143,4 @@ def test_cli_on_images(cli, tmp_path):
     assert rec.shape == x.shape and 0 <= rec.min() and rec.max() <= 1     # sigmoid output for image data
     assert m.encode(x).shape == (3, 4) and m.sample(2).shape == (2, 1, 28, 28)
     line = cli.error("train", "dali", "--steps", "1", "--out", tmp_path / "bad", "variant=wgan")
-    assert "variant" in line and "gan, f, l2" in line
+    assert "variant" in line and "gan, f, f-swapped, l2" in line
