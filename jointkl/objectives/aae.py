@@ -13,6 +13,7 @@ a GAN with x and z exchanged, plus a reconstruction term (Su eqs. 27-34).
 
 Su names the two sides the other way round (his p is our q). Samples are G(z) for z ~ p(z), taken as
 the decoder's mean; for image data a dirac decoder's output goes through a sigmoid, as in GAN.generate.
+`g_batchnorm` and `g_act` act on the decoder, as on GAN's G.
 `arch=dcgan` (image data): conv encoder and deconv decoder (`jointkl.nets.conv`); D(z) stays an MLP.
 """
 from __future__ import annotations

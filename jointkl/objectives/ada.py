@@ -16,8 +16,11 @@ Ganin et al. (F maximizes D's own loss). `adv=0` is the no-adaptation baseline (
 source labels only; D still trains, to report how separable the domains are). Data: one set whose labelled
 rows (y >= 0) are the source domain and whose unlabelled rows (y = -1) are the target domain, e.g.
 `mnist5k-mnistm` (jointkl.data.domains). Each domain's terms are averaged over its own rows of the batch,
-so both domains weigh 1/2 whatever the mix (p(y) uniform, as in Hu eq. 3). `classify(x)` predicts labels,
-`encode(x)` gives the features F(x).
+so both domains weigh 1/2 whatever the mix (p(y) uniform, as in Hu eq. 3) and D's logit estimates
+log p_source/p_target without the batch's odds (tested). `classify(x)` predicts labels, `encode(x)` gives the
+features F(x), `domain_prob(x)` D(F(x)); no sampler. E.g. `jointkl train ada --data mnist5k-digits --steps 2000`
+(`adv=0` for the baseline); the set's `test` rows are the target domain, so
+`(m.classify(ds.test) == ds.test_labels).float().mean()` is the target-domain accuracy.
 
 Not yet a declaration: the two domains are the labelled and unlabelled rows of one batch, each averaged over its
 own rows, and the feature player adds a supervised classifier on source rows; `jointkl.declare` has no

@@ -17,12 +17,13 @@ Su names the two sides the other way round (his p is our q). Eq. 41 drops two te
 decoder's KL to its previous self, has zero gradient at the current decoder. The other,
 E_p log(q_old(z|x) / q(z|x)), has a nonzero gradient w.r.t. the encoder. So under "vi" the encoder's
 gradient is exactly minus its "minimax" gradient: it makes its pairs easier to tell apart. The decoder's
-gradient equals its "nonsaturating" gradient (tests/objectives/test_ali.py checks both). "vi_full" puts the
-dropped encoder term back (its value is zero at q = q_old, its encoder gradient is that of E_p -log q(z|x),
-DALI's cycle term); the decoder's KL term stays out, as its gradient is zero.
-For image data the decoder's output goes through a sigmoid, as in GAN.generate. `arch=dcgan` (image data):
-encoder and D(x, z) are conv nets, z joining D's conv features of x before its FC layer; the decoder is a
-deconv generator (`jointkl.nets.conv`).
+gradient equals its "nonsaturating" gradient (tests/objectives/test_ali.py checks both), so eq. 41 is another
+game (`jointkl reproduce su-ali` trains the three losses on grid25). "vi_full" puts the dropped encoder term back
+(its value is zero at q = q_old, its encoder gradient is that of E_p -log q(z|x), DALI's cycle term); the
+decoder's KL term stays out, as its gradient is zero.
+For image data the decoder's output goes through a sigmoid, as in GAN.generate. `g_batchnorm` and `g_act` act
+on the decoder, as on GAN's G. `arch=dcgan` (image data): encoder and D(x, z) are conv nets, z joining D's conv
+features of x before its FC layer; the decoder is a deconv generator (`jointkl.nets.conv`).
 """
 from __future__ import annotations
 

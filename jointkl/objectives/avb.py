@@ -4,8 +4,8 @@
     inference joint    q(x, z) = p_data(x) q(z|x), z = f(x, eps), eps ~ N(0, I)  (Fig. 2b, eq. 3.7; no density)
     KL direction       KL(q(x, z) || p(x, z)) = E_data[-ELBO(x)] + const                   (eq. 2.4, 3.1)
     ratio estimator    adversary T(x, z), logistic on (x, z ~ q(z|x)) vs (x, z ~ p(z)) (eq. 3.3), optimal at
-                       T* = log q(z|x) - log p(z) (Prop. 1, eq. 3.4). T = t(x, z) - log p(z) (`adv_prior`, as the
-                       authors' code), so the net t only has to learn log q(z|x).
+                       T* = log q(z|x) - log p(z) (Prop. 1, eq. 3.4; tested). T = t(x, z) - log p(z)
+                       (`adv_prior`, as the authors' code), so the net t only has to learn log q(z|x).
     model loss         encoder + decoder minimise E_q[T(x, z) - log p(x|z)] (eq. 3.5, 3.7), reparameterized;
                        Algorithm 1 with `adv_steps` adversary updates per model update (Sec. 3.2).
     adaptive contrast  (Sec. 4) r(z|x) = N(mu(x), diag sigma(x)^2), moments of `ac_samples` draws of q(z|x) (1/K

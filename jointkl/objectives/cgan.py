@@ -8,8 +8,9 @@
 
 c is the class label as a one-hot vector concatenated to the inputs of G and D; it is the only difference
 from `gan`, whose options (Su's regularizer included) all apply. Fake samples in a batch take the batch's
-labels, so D cannot tell them apart by their label frequencies. Hu Table 2 (middle) scores the accuracy of a
-pre-trained classifier on G(z, c) against c.
+labels, so D cannot tell them apart by their label frequencies; `sample(n, y)` draws with labels y (an int or
+(n,) labels; None: uniform). Hu Table 2 (middle) scores the accuracy of a pre-trained classifier on G(z, c)
+against c.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
     M-step (eq. 8)     maximize E_data E_q(z|x)[log p(x, z)] over pi, mu, Sigma: weighted moments, closed form
 
 Both steps are exact, so EM is one closed-form player on the full training set; the log-likelihood is
-exact and never decreases (Dempster et al. 1977).
+exact and never decreases (Dempster et al. 1977; tested). `encode(x)` gives the responsibilities q(z|x).
 
 Not a declaration: `jointkl.declare` derives losses for gradient players, and both EM steps are closed-form
 argmins (eq. 8, 11) that no loss would state more simply.

@@ -8,14 +8,20 @@
     generator loss     -E log D(G(z)) ("nonsaturating", Su eq. 20) or E log(1 - D(G(z))) ("minimax"),
                        plus reg * mean_pixels (G(z) - G_old(z))^2, Su eq. 26 (KL(p || p_old), eq. 25).
 
+Su's own joints carry an indicator y: his q(x, y) mixes data (y=1) and G's samples (y=0) half and half, his
+p(x, y) = p_data(x) p(y|x) with p(y=1|x) = D(x); minimizing that KL alternately in D and G gives the above.
+
 Importance weighting (`iw=true`, IWGAN, Hu eq. 16 and supplement eqs. 36-43): the generator's per-sample
 losses are weighted by w~_i = softmax_i(logit D(G(z_i))) over the batch, i.e. w_i = D/(1 - D) normalized
 (supplement eq. 40), detached (eq. 43); D trains as in the plain GAN. Uniform D gives w~ = 1/B, the plain GAN.
 
 G_old is the generator at the start of the current generator period; all `g_steps` updates of a period
-share one z batch (as in Su's own code, which uses reg=5 and g_steps=2). With g_steps=1 the
-regularizer's gradient is exactly zero, because G = G_old where it is evaluated.
-The squared distance is averaged over data dimensions, so reg has the scale of Su's code.
+share one z batch (`share_z=true`, as in Su's own code, which uses reg=5 and g_steps=2). With g_steps=1 the
+regularizer's gradient is exactly zero, because G = G_old where it is evaluated: use g_steps >= 2 with reg > 0
+(tested). The squared distance is averaged over data dimensions, so reg has the scale of Su's code.
+`g_batchnorm=true` puts batch norm after every hidden layer of G (DCGAN's generator, ALI's toy nets; built into
+`arch=dcgan`); a trained or loaded model is in eval mode, so its samples use the running statistics.
+`g_act=relu` gives G ReLU hidden units (DCGAN's generator) while D keeps LeakyReLU(0.2).
 With `classes > 0` (cgan) a one-hot label y joins both joints as data and feeds G and D.
 `arch=dcgan` (image data): G is a DCGAN deconv generator and D a conv discriminator (`jointkl.nets.conv`);
 CGAN's one-hot c joins G's input vector and D's conv features.

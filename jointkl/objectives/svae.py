@@ -11,7 +11,7 @@
 
 Declared as the VAE with a `Partial` label: observed on labelled rows, summed out under q(c|x) on the others
 (`jointkl.declare.Partial`), p(c) = `uniform_labels`, and the classification term as an extra term. Per batch
-(labels -1 = unlabelled, from the trainer's `labelled` option):
+(labels -1 = unlabelled; the trainer's `labelled` keeps a class-balanced fraction of the labels, 0.01: 1 %):
     loss = mean_i [-L(x_i, c_i) if labelled else -U(x_i)] + alpha * mean_labelled[-log q(c_i|x_i)],
 so alpha = 0.1 is Kingma's a = 0.1 N (his J sums over the N data points, ours averages). Encoder and decoder
 are the CVAE's; q(c|x) is the only new network. `aa=true` is the VAE's adversary activation (Hu eq. 17,

@@ -4,8 +4,12 @@
     inference joint    q(x, z) = p_data(x) q(z|x), q(z|x) = N(mu(x), diag sigma(x)^2)
     KL direction       KL(q(x, z) || p(x, z)) = E_data[-ELBO(x)] + const        (Su eq. 5)
     estimators         analytic KL(q(z|x) || p(z)); reparameterized E_q[log p(x|z)]  (Su eq. 7)
+    loss               E_data[-E_q(z|x) log p(x|z) + KL(q(z|x) || p(z))]               (Su eq. 7)
 
-Su names the two sides the other way round (his p is our q); the loss is the same.
+Su names the two sides the other way round (his p is our q); the loss is the same. `decoder=auto`: Bernoulli
+pixels on binary and image data (grey values scored by the same cross-entropy), a Gaussian with one learned std
+per dimension on continuous data. `log_likelihood(x, "elbo", k)` is the mean of k log-weights, "iwae" the
+k-sample bound of Burda et al. (2016).
 
 Adversary activation (`aa=true`, AA-VAE, Hu eq. 17 and supplement eqs. 44-46). Hu's Lemma 2 reads the VAE as
 KL(q_eta(z|x,y) q^r(y|x) || p_theta(z,y|x)) over x ~ p_theta0(x) = (p_data(x) + p_theta0(x|z)p(z))/2, y the
