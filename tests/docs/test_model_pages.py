@@ -39,8 +39,8 @@ def test_a_page_holds_the_docstring_and_every_option_as_jointkl_list_prints_it(c
     for name, default, values, meaning in rows:
         listed_help = HOOK.escape(printed[name][2])                        # a choice's values come first there
         assert default == printed[name][1] and listed_help.endswith(meaning), name
-    assert dict((r[0], r[2]) for r in rows)["variant"] == "`gan`, `f`, `l2`"
-    assert printed["variant"][2].startswith("gan | f | l2; ")
+    assert dict((r[0], r[2]) for r in rows)["variant"] == "`gan`, `f`, `f-swapped`, `l2`"
+    assert printed["variant"][2].startswith("gan | f | f-swapped | l2; ")
     assert dict((r[0], r[2]) for r in rows)["lam"] == "float or None"
 
 
