@@ -14,9 +14,8 @@ value function of eq. 8, G minimizes -E D(G(z)), "DALI-f"), "l2" (identity covar
 estimates KL(p_data || p_G), the reverse of term I; yet at the optimal D, T = 1 + log p_data/p_G, G's loss
 -E D(G(z)) has exactly the gradient of term I, KL(p_G || p_data) (tests/test_declare.py). "f-swapped" swaps
 eq. 8's expectations (D's value is term I itself; G minimizes +E D(G(z))): the same G gradient at the optimum,
-another game on the way there. DALI-f's T is the network's unbounded output, so it wants a smaller rate: on
-grid25 3 of 5 seeds collapsed or overflowed exp(T - 1) at lr=1e-3, all 5 trained at lr=2e-4 (preset
-dali/grid25-f). `separate_heads`: mu(x) and sigma(x) from two networks that share nothing (Sec. 4 ends its conv
+another game on the way there. DALI-f's T is the network's unbounded output, so it wants a smaller rate (the
+preset dali/grid25-f says what was measured). `separate_heads`: mu(x) and sigma(x) from two networks that share nothing (Sec. 4 ends its conv
 encoder in "two separated fully connected networks"; an MLP on 2-D points has no conv trunk to share), instead
 of one network's two output halves. `std_link=logvar` reads sigma's output s as a log variance, sigma =
 exp(s/2) (the convention of the VAE's and ALI's code), instead of softplus(s). Players follow
