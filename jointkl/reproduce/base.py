@@ -215,14 +215,18 @@ def hours(seconds: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min"
 
 
+# options that change what a step computes but not what it costs: runs differing only in them are probed once
+COST_FREE = frozenset({"seed", "lr", "lr_d", "lr_decay", "betas", "steps", "ckpt_every", "keep_ckpts", "log_every"})
+
+
 def say_estimate(jobs: list, workers: int | None = None) -> float:
-    """Probe each distinct (model, data, options but seed) of `jobs` once, print the expected wall time of
-    training them all with `train_many(jobs, workers)`, and return it in seconds."""
+    """Probe each distinct (model, data, options but the `COST_FREE` ones) of `jobs` once, print the expected
+    wall time of training them all with `train_many(jobs, workers)`, and return it in seconds."""
     workers = _workers(jobs, workers)
     per_step: dict[str, float] = {}
     total = 0.0
     for m, d, _, opts in jobs:
-        key = repr((m, d, sorted((k, str(v)) for k, v in opts.items() if k != "seed")))
+        key = repr((m, d, sorted((k, str(v)) for k, v in opts.items() if k not in COST_FREE)))
         if key not in per_step:
             per_step[key] = seconds_per_step(m, d, opts)
         total += per_step[key] * opts.get("steps", 2000)

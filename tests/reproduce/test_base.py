@@ -35,6 +35,18 @@ def test_seconds_per_step_is_a_positive_time_and_writes_nothing(tmp_path, monkey
     assert 0 <= t < 60 and math.isfinite(t)
 
 
+def test_the_estimate_probes_runs_that_differ_only_in_rates_and_seeds_once(monkeypatch, capsys):
+    from jointkl.reproduce import base
+    probed = []
+    monkeypatch.setattr(base, "seconds_per_step", lambda m, d, opts: probed.append(opts) or 0.5)
+    jobs = [("vae", "mnist5k", "a", {"hidden": 64, "lr": 3e-4, "seed": 0, "steps": 100}),
+            ("vae", "mnist5k", "b", {"hidden": 64, "lr": 1e-3, "seed": 1, "steps": 300}),   # same cost per step
+            ("vae", "mnist5k", "c", {"hidden": 128, "lr": 1e-3, "seed": 0, "steps": 100})]  # another net
+    wall = base.say_estimate(jobs, workers=1)
+    assert [p["hidden"] for p in probed] == [64, 128]
+    assert wall == pytest.approx(0.5 * 500) and "expected training time: about 4 min for 3 run(s)" in capsys.readouterr().out
+
+
 def test_a_diverged_run_is_recorded_cached_and_counted_as_nothing_captured(tmp_path):
     """A seed that meets a non-finite loss (DALI-f at a huge rate) ends its run, not the table: the marker
     is written, the run counts as cached, and the grid score counts it as 0 modes, named in the row."""
