@@ -17,12 +17,13 @@ def code() -> dict[str, str | None]:
     except importlib.metadata.PackageNotFoundError:
         version = "0+unknown"
     here = Path(__file__).parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
-                                timeout=5).stdout.strip() or None
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=here, timeout=5)
+    try:                          # an installed copy inside some other repository (a venv in a project) has no commit
+        tracked = git("ls-files", "--error-unmatch", "--", Path(__file__).name).returncode == 0
+        commit = (git("rev-parse", "--short", "HEAD").stdout.strip() or None) if tracked else None
         if commit:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-                                   capture_output=True, text=True, cwd=here, timeout=5).stdout.strip()
+            dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip()
             commit += "+changes" if dirty else ""
     except (OSError, subprocess.SubprocessError):
         commit = None
