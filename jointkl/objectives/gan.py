@@ -9,7 +9,8 @@
                        plus reg * mean_pixels (G(z) - G_old(z))^2, Su eq. 26 (KL(p || p_old), eq. 25).
 
 Su's own joints carry an indicator y: his q(x, y) mixes data (y=1) and G's samples (y=0) half and half, his
-p(x, y) = p_data(x) p(y|x) with p(y=1|x) = D(x); minimizing KL(q(x, y) || p(x, y)) (eq. 13-14) alternately in D and G gives the above.
+p(x, y) = p_data(x) p(y|x) with p(y=1|x) = D(x); minimizing KL(q(x, y) || p(x, y)) (eq. 13-14) alternately in D
+and G gives the above.
 
 Importance weighting (`iw=true`, IWGAN, Hu eq. 16 and supplement eqs. 36-43): the generator's per-sample
 losses are weighted by w~_i = softmax_i(logit D(G(z_i))) over the batch, i.e. w_i = D/(1 - D) normalized
