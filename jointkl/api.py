@@ -23,6 +23,7 @@ def train(model: str | None = None, data=None, steps: int | None = None, seed: i
     model's own defaults are used (the command line picks the preset MODEL/DATA by itself).
     The run folder gets config.yaml, metrics.csv, TensorBoard events, samples/ and checkpoints/;
     `callbacks` (`jointkl.training.trainer.Callback`) see every step, log and checkpoint.
+    `resume=True` continues the run in `out` from its newest checkpoint (`model` may be left out: the run's own).
     Under torchrun every process calls it and they train data-parallel (jointkl.training.distributed).
     """
     if steps is not None:

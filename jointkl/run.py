@@ -377,7 +377,7 @@ def _resume_plan(out: Path, model: str, data, options: dict) -> tuple[dict, int,
     the request against the run: the same model, the same data, options equal to the run's own (steps may
     change, but not below the newest checkpoint's step)."""
     meta = read_config(out)
-    if meta["model"] != model:
+    if model is not None and meta["model"] != model:          # None: the run's own model
         raise JointKLError(f"run {out} is a {meta['model']} run; got model {model}. Resume it with `jointkl train "
                            f"{meta['model']} --out {out} --resume`, or train {model} into another --out")
     if data is not None:

@@ -327,6 +327,7 @@ def test_python_resume_behaves_the_same(trained_run, capsys, tiny):
     assert snapshot(trained_run) == before
     weights = load_file(trained_run / "checkpoints" / "step-00000020" / "model.safetensors")
     assert all(torch.equal(model.state_dict()[k], weights[k]) for k in weights) and not model.training
+    assert jk.train(out=trained_run, resume=True).name == "vae"          # no model given: the run's own
 
 
 class Killed(Exception):
