@@ -1,7 +1,7 @@
 """The import contract of the package, read from the source (every `import`, at module level and inside functions):
 
     cli → reproduce, report → run, api → eval, bayes → objectives, declare → training → joints, divergences, nets,
-    data, plots
+    data, plots, provenance
 
 Imports go only downward or sideways, the module graph has no cycle, and no module imports another's private
 (underscore) names."""
@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "jointkl"
 
 LAYERS = [                                   # lowest first; a module may import its own layer or lower ones
-    {"errors", "joints", "divergences", "nets", "data", "plots", "presets"},
+    {"errors", "provenance", "joints", "divergences", "nets", "data", "plots", "presets"},
     {"training"},
     {"objectives", "declare"},
     {"eval", "bayes"},
