@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from jointkl.errors import JointKLError
-from jointkl.reproduce import avb, avb_table2, dali, eight_schools, hu, hu_lemma  # noqa: F401
+from jointkl.reproduce import avb, avb_fig1, avb_table2, dali, eight_schools, hu, hu_lemma  # noqa: F401
 from jointkl.reproduce import hu_models, su_ali, su_fig1  # noqa: F401
 from jointkl.reproduce.base import (SCALES, TABLES, Context, Job, Result, Row, Table, diverged, estimate_table, hours,
                                     run_table, seconds_per_step, todo, train_many)
 from jointkl.reproduce.executors import EXECUTORS, Executor, make_executor
 
-ORDER = ("avb-table2", "avb-fig3", "hu-table2", "hu-table3", "hu-table4", "hu-ada", "su-fig1", "avb-table1",
+ORDER = ("avb-table2", "avb-fig1", "avb-fig3", "hu-table2", "hu-table3", "hu-table4", "hu-ada", "su-fig1", "avb-table1",
          "avb-fig6", "su-ali", "dali-table2", "dali-table1", "hu-lemma1")
 
 __all__ = ["EXECUTORS", "ORDER", "SCALES", "TABLES", "Context", "Executor", "Job", "Result", "Row", "Table", "diverged",
