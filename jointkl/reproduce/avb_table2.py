@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from jointkl import data, presets
 from jointkl.api import load
@@ -108,17 +109,20 @@ def avb_table2(ctx: Context, out: Path) -> Result:
     x, x_val = test[:n_test], test[n_test:]
     res: dict[tuple[str, int], list[dict]] = {}
     figs = []
+    bar = tqdm(total=len(LATENTS) * len(MODELS) * seeds, desc="  scoring (ELBO, AIS)", unit="run", disable=None)
     for d in LATENTS:
         for label in reversed(MODELS):                                     # VAEs, AVB, AVB + AC
             res[label, d] = []
             for s in range(seeds):
                 model = load(_run(out, label, d, s), device="cpu")
                 res[label, d].append(scores(model, x, ais_steps, s, ctx.capped(100), ctx.capped(1000), n_ais))
+                bar.update()
                 if s == 0 and d == 8 and label in ("AVB + AC", "AVB", "VAE"):
                     torch.manual_seed(0)
                     fig = out / f"samples-{_slug(label)}-8d.png"
                     save_samples(model.decode(torch.randn(64, d)), fig, title=f"{label}, 8-d: mean of p(x|z)")
                     figs.append(fig)
+    bar.close()
     rows = []
     for (label, d), runs in res.items():
         paper = PAPER.get((label, d))
