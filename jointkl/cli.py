@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
 def _train(a) -> None:
     from jointkl.run import launch
     from jointkl.training.config import parse_overrides
+    if a.model and "=" in a.model:       # `--preset NAME key=value`: argparse took the first option for MODEL
+        a.model, a.options = None, [a.model, *a.options]
     options = parse_overrides(a.options)
     options.update({k: getattr(a, k) for k in ("steps", "seed") if getattr(a, k) is not None})  # flags win
     no_preset = (a.preset or "").lower() == "none"

@@ -96,6 +96,13 @@ def test_train_picks_the_preset_for_model_and_data_and_says_so(cli):
     assert code == 0 and "preset" not in out                              # none ships for vae on digits
 
 
+def test_a_preset_takes_key_value_options_without_a_model(cli):
+    """`--preset NAME key=value`: the option is an option, not a model name (argparse's first positional)."""
+    code, out, _ = cli("train", "--preset", "dali/grid25-f", "separate_heads=true", "lr=5e-4", "--print-config")
+    assert code == 0 and out.startswith("# from preset dali/grid25-f") and "model: dali" in out
+    assert "separate_heads: true" in out and "lr: 0.0005" in out and "variant: f" in out
+
+
 def test_a_preset_run_names_the_preset_first_and_records_it(tmp_path, cli):
     code, _, err = cli("train", "vae", "--data", "binary2x2", "--steps", "3", "--out", tmp_path / "r", *TINY)
     assert code == 0 and err.startswith("jointkl: preset vae/binary2x2: ")
