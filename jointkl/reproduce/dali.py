@@ -29,7 +29,7 @@ TABLE2 = {                       # label -> preset, paper's modes, paper's % hig
     "VEEGAN": ("veegan/grid25", 24.6, 40.0),
     "SN-GAN": ("sngan/grid25", 25.0, 67.8),
     "DALI": ("dali/grid25", 25.0, 81.1),
-    "DALI-f": ("dali/grid25-f", 25.0, 66.4),
+    "DALI-f": ("dali/grid25-f-sep", 25.0, 66.4),   # DALI's encoder (two nets for mu, sigma), as the DALI row
     "DALI-f swapped": ("dali/grid25-f-swapped", None, None),   # eq. 8's expectations swapped (issue 26's account)
     "AAE": ("aae/grid25", None, None),   # not in the paper's table: samples G(z), z ~ p(z), of an AAE
 }
