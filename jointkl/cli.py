@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                    "missing names them instead of scoring")
     r.add_argument("--results-page", metavar="FILE.md",
                    help="also write the results as a docs page (figures in a folder beside it) that holds no "
-                   "clock or timing: made again from the same runs, it is the same text (docs/results.md)")
+                   "clock or timing: made again from the same runs, it is the same text; the sections of entries not "
+                   "run this time stay as they were (docs/results.md)")
     x = r.add_argument_group("where the training runs execute (docs/cluster.md)")
     x.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
                    help="local: a process pool on this machine, one thread per run (default); ray: one Ray task "

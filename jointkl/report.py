@@ -7,6 +7,7 @@ import datetime
 import html
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -217,12 +218,25 @@ def _runs_line(runs: list[Path]) -> str:
     return f"{len(runs)} training run(s), finished {when}, trained by {', '.join(codes) or 'code not recorded'}"
 
 
+_SECTION = re.compile(r'\n\n<a id="(t-[^"]*)"></a>\n')
+_CONTENTS = re.compile(r'^\| \[[^\]]+\]\(#(t-[^)]*)\) \| .* \|$', re.M)
+
+
+def page_sections(text: str) -> dict[str, tuple[str, str]]:
+    """An earlier results page's entries: anchor -> (its contents line, its section's text), in page order."""
+    lines = {m.group(1): m.group(0) for m in _CONTENTS.finditer(text)}
+    starts = list(_SECTION.finditer(text))
+    ends = [m.start() for m in starts[1:]] + [len(text.rstrip("\n"))]
+    return {m.group(1): (lines.get(m.group(1), ""), text[m.start():end]) for m, end in zip(starts, ends)}
+
+
 def write_results_page(tables: dict, results: dict, runs: dict[str, list[Path]], page: Path, scale: str,
                        out: Path) -> None:
     """A docs page (Markdown) of the entries in `results`, each with the command that computes it, its scale and
     when and by what code its runs were trained; its figures copied beside it (page's folder / page's stem /).
-    It holds nothing of the moment it is written (no clock, no timings), so making it again from the same runs
-    with the same code gives the same text."""
+    An earlier page of the same scale keeps the sections of the entries not in `results` (a run of some entries
+    updates theirs), in its order. It holds nothing of the moment it is written (no clock, no timings), so
+    making it again from the same runs with the same code gives the same text."""
     import shutil
     flag = {"quick": " --quick", "default": "", "full": " --full"}[scale]
     figs, written = page.parent / page.stem, set()
@@ -233,19 +247,28 @@ def write_results_page(tables: dict, results: dict, runs: dict[str, list[Path]],
         shutil.copyfile(p, figs / name)
         written.add(name)
         return f"{figs.name}/{name}"
-    md = ["# Results", "",
-          f"Every number below was computed by `jointkl reproduce` at the **{scale}** scale: "
-          f"{SCALE_TEXT[scale]}. Each section prints the command that trains and scores it (cached runs are not "
-          f"trained again) and when its runs were trained. This page was written by "
-          f"`jointkl reproduce{flag} --out {out} --results-page {page}`; run it again on the same runs to get "
-          "the same page.", "", "| table | verdict |", "|---|---|"]
-    md += [f"| [{tid}](#{_anchor(tid)}) | {verdict_text(r.verdict, scale)} |" for tid, r in results.items()]
+    head = ["# Results", "",
+            f"Every number below was computed by `jointkl reproduce` at the **{scale}** scale: "
+            f"{SCALE_TEXT[scale]}. Each section prints the command that trains and scores it (cached runs are not "
+            f"trained again), when its runs were trained and by which code. This page is written by "
+            f"`jointkl reproduce{flag} --out {out} --results-page {page}`: a run of some entries rewrites their "
+            "sections and keeps the others; run it again on the same runs to get the same page.", "",
+            "| table | verdict |", "|---|---|"]
+    earlier = page_sections(page.read_text()) if page.exists() else {}
+    if f"at the **{scale}** scale" not in (page.read_text() if earlier else ""):
+        earlier = {}                                # another scale's page is replaced, not merged
+    entries = {}
     for tid, r in results.items():
-        t = tables[tid]
-        md += entry_md(tid, t, r, verdict_text(r.verdict, scale), out, lambda p: copy(tid, p),
-                       f"*Scale: {scale}. Command: `jointkl reproduce {tid}{flag} --out {out}`; "
-                       f"{_runs_line(runs.get(tid, []))}.*")
+        verdict = verdict_text(r.verdict, scale)
+        md = entry_md(tid, tables[tid], r, verdict, out, lambda p: copy(tid, p),
+                      f"*Scale: {scale}. Command: `jointkl reproduce {tid}{flag} --out {out}`; "
+                      f"{_runs_line(runs.get(tid, []))}.*")
+        entries[_anchor(tid)] = (f"| [{tid}](#{_anchor(tid)}) | {verdict} |", "\n" + "\n".join(md))
+    kept = {a: v for a, v in earlier.items() if a not in entries}
+    order = list(earlier) + [a for a in entries if a not in earlier]
+    entries |= kept
+    written |= {n for _, text in kept.values() for n in re.findall(rf"\]\({re.escape(figs.name)}/([^)]+)\)", text)}
     for old in figs.glob("*.png"):                  # figures of an earlier page that this one does not show
         if old.name not in written:
             old.unlink()
-    _write(page, "\n".join(md) + "\n")
+    _write(page, "\n".join(head + [entries[a][0] for a in order]) + "".join(entries[a][1] for a in order) + "\n")

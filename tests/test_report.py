@@ -68,17 +68,34 @@ def three_entries(monkeypatch) -> list[str]:
     return ["t-ok", "t-bad", "t-later"]
 
 
-def test_an_entry_that_raises_leaves_a_report_of_the_finished_ones(tmp_path, three_entries):
-    with pytest.raises(ValueError, match="scoring broke"):
+def test_an_entry_that_raises_is_reported_and_the_later_ones_still_run(tmp_path, three_entries):
+    from jointkl.errors import JointKLError
+    with pytest.raises(JointKLError, match=r"1 entry raised: t-bad \(traceback in .*t-bad-error.txt\)"):
         run_tables(three_entries, tmp_path, scale="quick")
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     assert "## t-ok: entry t-ok" in md and "| m | modes | 25 (n=1) | 24 | 1 (better) |" in md
     assert (tmp_path / "t-ok-vs-paper.png").exists()
-    assert "**Verdict: failed.** this entry raised ValueError: the scoring broke on two lines; not run after it: " \
-           "t-later." in md
+    assert "**Verdict: failed.** this entry raised ValueError: the scoring broke on two lines." in md
     assert "| [t-bad](#t-t-bad) | failed |" in md                    # the contents line, without the quick caveat
-    assert "## t-later" not in md and "id='t-t-later'" not in page
+    assert "## t-later: entry t-later" in md and "id='t-t-later'" in page   # the entry after it ran
     assert "<b>Verdict: failed.</b>" in page and "id='t-t-ok'" in page
+    assert 'raise ValueError("the scoring broke' in (tmp_path / "t-bad-error.txt").read_text()   # nothing lost
+
+
+def test_a_results_page_run_of_some_entries_keeps_the_others_sections(tmp_path, three_entries):
+    out, page = tmp_path / "runs", tmp_path / "docs" / "results.md"
+    run_tables(["t-ok"], out, scale="quick", results_page=page)
+    only_ok = page.read_text()
+    run_tables(["t-later"], out, scale="quick", results_page=page)
+    both = page.read_text()
+    ok_section = only_ok[only_ok.index('\n\n<a id="t-t-ok">'):]
+    assert ok_section.rstrip("\n") in both and "## t-later: entry t-later" in both
+    assert both.index("| [t-ok](#t-t-ok) |") < both.index("| [t-later](#t-t-later) |") < both.index("## t-ok")
+    assert (tmp_path / "docs" / "results" / "t-ok-vs-paper.png").exists()       # the kept section's figure stays
+    run_tables(["t-ok"], out, scale="quick", results_page=page)                  # rewrites t-ok's, in its place
+    assert page.read_text() == both
+    run_tables(["t-ok"], out, scale="default", results_page=page)                # another scale: a new page
+    assert "t-later" not in page.read_text()
 
 
 def test_the_command_recorded_is_jointkls_own(monkeypatch):

@@ -40,6 +40,14 @@ def kth_nn_distance(x: Tensor, y: Tensor, k: int, chunk: int = 512) -> Tensor:
     return torch.cat([torch.cdist(xb, y).topk(k, dim=1, largest=False).values[:, -1] for xb in x.split(chunk)])
 
 
+def distinct_rows(x: Tensor) -> Tensor:
+    """The rows of x (n, d) without the repeats of an earlier row, in their order: e.g. the draws an MCMC chain
+    repeats when it stays put, which the k-NN estimator cannot take (a zero distance)."""
+    _, inverse = torch.unique(x, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(x)).scatter_reduce(0, inverse, torch.arange(len(x)), "amin")
+    return x[first.sort().values]
+
+
 def knn_kl(x: Tensor, y: Tensor, k: int = 5, correction: str = "none", seed: int = 0) -> float:
     """Estimate KL(P || Q) in nats from samples x ~ P (n, d) and y ~ Q (m, d) (computed in float64).
 
@@ -74,7 +82,8 @@ def _knn_kl(x: Tensor, y: Tensor, k: int) -> float:
     rho = kth_nn_distance(x, x, k + 1)      # (n,) the nearest "neighbour" of x_i among the x's is x_i itself
     nu = kth_nn_distance(x, y, k)           # (n,)
     if (rho == 0).any() or (nu == 0).any():
-        raise ValueError("knn_kl found repeated points (zero distances); it needs samples of continuous densities")
+        raise ValueError("knn_kl found repeated points (zero distances); it needs samples of continuous densities "
+                         "(drop an MCMC chain's repeated draws first: jointkl.eval.knn_kl.distinct_rows)")
     return float(d * (nu.log() - rho.log()).mean() + math.log(m / (n - 1)))
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from jointkl.errors import JointKLError
+from jointkl.errors import JointKLError, one_line
 from jointkl.reproduce import avb, avb_fig1, avb_table2, dali, eight_schools, hu, hu_lemma  # noqa: F401
 from jointkl.reproduce import hu_models, su_ali, su_fig1  # noqa: F401
 from jointkl.reproduce.base import (SCALES, TABLES, Context, Job, Result, Row, Table, diverged, estimate_table, hours,
@@ -42,8 +43,8 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
     `results_page`: also write the results as that docs page (`jointkl.report.write_results_page`).
 
     The report is rewritten after each entry, so a later crash or stop leaves the finished entries readable;
-    an entry that raises is reported as failed (its error on one line, the entries after it named as not run)
-    and its error propagates."""
+    an entry that raises is reported as failed (its error on one line, its traceback in out/ID-error.txt), the
+    entries after it still run, and a `JointKLError` at the end names the entries that raised."""
     from jointkl.report import failed_result, print_table, write_report, write_results_page
     if scale not in SCALES:
         raise JointKLError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -69,7 +70,8 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
                 print(f"  failed: {run}: {why}", flush=True)
     results: dict[str, Result] = {}
     total = 0.0
-    for n, i in enumerate(ids):
+    raised: dict[str, Path] = {}
+    for i in ids:
         t, ctx = TABLES[i], contexts[i]
         print(f"== {t.id}: {t.title}", flush=True)
         if estimate_only:
@@ -79,11 +81,11 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
         try:
             results[i] = run_table(t, ctx, out / scale / t.id, executor=None if remote else executor,
                                    train=not remote, report_only=report_only, failures=failures)
-        except Exception as e:           # the report says so beside the finished entries, then the error stands
-            results[i] = failed_result(e, time.time() - start, ids[n + 1:])
-            write_report({j: TABLES[j] for j in results}, results, out, scale)
-            print(f"report (stopped at {i}): {out / 'report.md'} and {out / 'report.html'}", flush=True)
-            raise
+        except Exception as e:           # the report says so; the entries after it still run (hours of work)
+            trace = out / f"{i}-error.txt"
+            trace.write_text(traceback.format_exc())
+            results[i], raised[i] = failed_result(e, time.time() - start, []), trace
+            print(f"  {i} raised {one_line(e)} (traceback: {trace}); going on with the next entries", flush=True)
         print_table(t, results[i], sys.stdout)
         write_report({j: TABLES[j] for j in results}, results, out, scale)   # after each entry: a crash or a
                                                                             # stop later keeps these readable
@@ -95,6 +97,10 @@ def run_tables(ids: list[str], out: Path, seeds: int | None = None, scale: str =
         runs = {i: [j.out for j in contexts[i].cap(TABLES[i].jobs(contexts[i], out / scale / i))] for i in results}
         write_results_page({j: TABLES[j] for j in results}, results, runs, Path(results_page), scale, out)
         print(f"results page: {results_page}")
+    if raised:
+        raise JointKLError(f"{len(raised)} entr{'y' if len(raised) == 1 else 'ies'} raised: "
+                           + "; ".join(f"{i} (traceback in {t})" for i, t in raised.items())
+                           + f"; the report ({out / 'report.md'}) says why on one line, the other entries finished")
     if failures:
         raise JointKLError(f"{len(failures)} training run(s) failed (named in {out / 'report.md'}); run the same "
                            "command again to train them (the finished runs are cached)")

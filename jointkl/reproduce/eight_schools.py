@@ -145,6 +145,7 @@ def reference(proto: Protocol, scale: str) -> tuple[torch.Tensor, float | None, 
     NUTS run would take the quick budget by itself)."""
     from jointkl.bayes import EightSchools
     from jointkl.bayes.eight_schools import moments_check
+    from jointkl.eval.knn_kl import distinct_rows
     target = EightSchools()
     chains, warmup, draws = PROTOCOLS["default"].nuts if scale == "quick" else proto.nuts
     if scale == "quick" and not target.nuts_cache(chains, warmup, draws)[0].exists():
@@ -154,7 +155,9 @@ def reference(proto: Protocol, scale: str) -> tuple[torch.Tensor, float | None, 
     z = torch.from_numpy(nuts["samples"])                                  # (chains * draws, 10)
     check = moments_check(z, target.exact(), torch.from_numpy(nuts["ess"])).abs().max().item()
     thin = torch.linspace(0, len(z) - 1, min(proto.n_final, len(z))).long()
-    return z[thin], check, f"NUTS {chains} x ({warmup} + {draws}), thinned to {len(thin)} draws"
+    kept = distinct_rows(z[thin])          # a chain that stays put repeats a draw; the k-NN KL needs distinct points
+    return kept, check, (f"NUTS {chains} x ({warmup} + {draws}), thinned to {len(thin)} draws"
+                         + (f", {len(thin) - len(kept)} repeated draws dropped" if len(kept) < len(thin) else ""))
 
 
 def kde2d(a: torch.Tensor, b: torch.Tensor, lim: tuple, n: int = 80) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.distributions as D
 
-from jointkl.eval.knn_kl import knn_entropy, knn_kl, knn_kl_to_density
+from jointkl.eval.knn_kl import distinct_rows, knn_entropy, knn_kl, knn_kl_to_density
 
 N = 4000
 
@@ -115,3 +115,15 @@ def test_correction_is_deterministic_given_its_seed_and_checks_its_input():
         knn_kl(x, y, correction="bootstrap")
     with pytest.raises(ValueError, match="more samples than dimensions"):
         knn_kl(torch.randn(8, 10), torch.randn(8, 10), k=2, correction="gaussian")
+
+
+def test_distinct_rows_drops_a_chains_repeated_draws_in_order():
+    """An MCMC chain that stays put repeats its draw; the estimator needs distinct points, and says how to get them."""
+    x = torch.tensor([[3.0, 1.0], [0.0, 2.0], [3.0, 1.0], [-1.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
+    assert torch.equal(distinct_rows(x), torch.tensor([[3.0, 1.0], [0.0, 2.0], [-1.0, 0.0]]))
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(400, 2, generator=g)
+    stuck = torch.cat([ref, ref[:1].repeat(6, 1)])           # one draw held for 6 more steps
+    with pytest.raises(ValueError, match="distinct_rows"):
+        knn_kl(stuck, torch.randn(400, 2, generator=g))
+    assert torch.equal(distinct_rows(stuck), ref)
