@@ -254,9 +254,9 @@ def write_results_page(tables: dict, results: dict, runs: dict[str, list[Path]],
             f"`jointkl reproduce{flag} --out {out} --results-page {page}`: a run of some entries rewrites their "
             "sections and keeps the others; run it again on the same runs to get the same page.", "",
             "| table | verdict |", "|---|---|"]
-    earlier = page_sections(page.read_text()) if page.exists() else {}
-    if f"at the **{scale}** scale" not in (page.read_text() if earlier else ""):
-        earlier = {}                                # another scale's page is replaced, not merged
+    text = page.read_text() if page.exists() else ""
+    # another scale's page is replaced, not merged
+    earlier = page_sections(text) if f"at the **{scale}** scale" in text else {}
     entries = {}
     for tid, r in results.items():
         verdict = verdict_text(r.verdict, scale)
