@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="a run folder; its newest checkpoint that passes its checksums is evaluated")
     e.add_argument("--force", action="store_true", help="overwrite the run's existing eval.json")
     e.add_argument("--metrics", help="comma-separated subset of: elbo,iwae,ais,is,fid,is_inception,fid_inception,"
-                   "modes,recon (default: the cheap ones that apply: elbo,iwae,modes,recon)")
+                   "modes,recon,accuracy (default: the cheap ones that apply: elbo,iwae,modes,recon,accuracy)")
     e.add_argument("--k", type=int, default=100, help="importance samples for iwae (default 100)")
     e.add_argument("--n", type=int, default=2500, help="samples for sample-based metrics (default 2500)")
     e.add_argument("--ais-steps", type=int, default=1000, help="AIS intermediate distributions (default 1000)")

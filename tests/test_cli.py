@@ -134,7 +134,8 @@ def test_version_and_bare_command(cli):
     assert code == 0 and out.startswith("usage: jointkl") and "train" in out
 
 
-@pytest.mark.parametrize("metrics, words", [("modes", "means"), ("bogus", "bogus"), ("elbo,bogus", "bogus")])
+@pytest.mark.parametrize("metrics, words", [("modes", "means"), ("accuracy", "classifies"), ("bogus", "bogus"),
+                                            ("elbo,bogus", "bogus")])
 def test_eval_bad_metric_is_one_line(cli, trained_run, metrics, words):
     line = cli.error("eval", trained_run, "--metrics", metrics, "--k", "2", "--n", "10")
     assert words in line

@@ -9,6 +9,8 @@ metrics (AUTO); AIS, the classifier IS/FID and the Inception-v3 IS/FID run only 
     is, fid      IS of n samples under the data's domain classifier, FID against the test split (eval.quality)
     is_inception, fid_inception   the same with Inception-v3 (needs torch-fidelity and its weights file)
     modes        VEEGAN mode coverage of n samples;  recon  per-pixel reconstruction MSE
+    accuracy     classify(x) against the test labels, as is and after the best matching of classes to labels
+                 (eval.accuracy; for models with `classify`: svae, cvae, ada, infogan)
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch
 from jointkl.data import Dataset
 from jointkl.errors import JointKLError
 from jointkl.divergences.ais import ais_config
+from jointkl.eval.accuracy import accuracy_scores
 from jointkl.eval.modes import mode_stats
 from jointkl.eval.recon import reconstruction_mse
 
@@ -65,10 +68,19 @@ def _recon(model, ds: Dataset, k: int, n: int, **_) -> dict:
     return {"recon_mse": reconstruction_mse(ds.test, model.reconstruct(ds.test).cpu())}
 
 
+def _accuracy(model, ds: Dataset, k: int, n: int, **_) -> dict:
+    if not hasattr(model, "classify"):
+        raise JointKLError(f"metric accuracy needs a model that classifies (svae, cvae, ada, infogan); "
+                           f"{model.name} does not")
+    if ds.test_labels is None:
+        raise JointKLError(f"metric accuracy needs test labels; data {ds.name} has none")
+    return accuracy_scores(model.classify(ds.test).cpu(), ds.test_labels)
+
+
 METRICS: dict[str, Callable] = {"elbo": _ll("elbo"), "iwae": _ll("iwae"), "ais": _ais, "is": _classifier,
                                 "fid": _classifier, "is_inception": _inception, "fid_inception": _inception,
-                                "modes": _modes, "recon": _recon}
-AUTO = ("elbo", "iwae", "modes", "recon")     # metrics=None: the cheap ones (AIS and IS/FID train or sample a lot)
+                                "modes": _modes, "recon": _recon, "accuracy": _accuracy}
+AUTO = ("elbo", "iwae", "modes", "recon", "accuracy")     # metrics=None: the cheap ones (AIS and IS/FID train or sample a lot)
 
 
 @torch.no_grad()
