@@ -180,22 +180,30 @@ def _data_means(run: str):
 
 
 def _eval(a) -> None:
+    import dataclasses
+    from jointkl.data import binarize_fixed
     from jointkl.run import dataset, load, read_config
     from jointkl.eval.suite import evaluate
     from jointkl.errors import JointKLError
     out = Path(a.run) / "eval.json"
     if out.exists() and not a.force:                 # checked first: nothing is computed to be thrown away
         raise JointKLError(f"{out} exists; pass --force to overwrite it (or copy it away first)")
-    model = load(a.run)
-    ds = dataset(a.data or read_config(Path(a.run))["data"])
+    model, config = load(a.run), read_config(Path(a.run))
+    ds = dataset(a.data or config["data"])
+    # a model trained on binarized data is scored on binary data: one fixed binarization (seed 0) of the test
+    # split, the reproduction entries' protocol; grey pixels under a Bernoulli decoder are not a likelihood
+    binarized = config.get("train", {}).get("binarize", "none") != "none"
+    if binarized:
+        ds = dataclasses.replace(ds, test=binarize_fixed(ds.test))
     metrics = [m.strip() for m in a.metrics.split(",")] if a.metrics else None
     ais = {"steps": a.ais_steps, "chains": a.ais_chains, **({"n": a.ais_n} if a.ais_n else {})}
     res = evaluate(model, ds, metrics, k=a.k, n=a.n, seed=a.seed, ais=ais)
     about = {"checkpoint_step": model.checkpoint_step, "data": ds.name, "split": "test",
-             "examples": int(ds.test.shape[0]), "n": a.n, "k": a.k, "seed": a.seed,
-             **({"ais": ais} if any(m.startswith("ais") for m in res) else {})}
+             "examples": int(ds.test.shape[0]), "test_binarized": "fixed, seed 0" if binarized else "no",
+             "n": a.n, "k": a.k, "seed": a.seed, **({"ais": ais} if any(m.startswith("ais") for m in res) else {})}
     out.write_text(json.dumps({**about, "metrics": res}, indent=1))
-    print(f"{a.run} at step {about['checkpoint_step']}, {ds.name} test split ({about['examples']} examples), "
+    split = f"{about['examples']} examples" + (", one fixed binarization (seed 0)" if binarized else "")
+    print(f"{a.run} at step {about['checkpoint_step']}, {ds.name} test split ({split}), "
           f"n={a.n} samples, k={a.k} importance draws, seed {a.seed}:")
     for k, v in res.items():
         print(f"{k:>16s}  {v:.4f}" if isinstance(v, float) else f"{k:>16s}  {v}")
