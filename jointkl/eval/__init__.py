@@ -1,1 +1,2 @@
-"""Evaluation metrics: mode coverage on 2D mixtures, reconstruction error, accuracy of inferred classes, IS/FID, k-NN KL."""
+"""Evaluation metrics: mode coverage on 2-D mixtures, reconstruction error, accuracy of inferred classes,
+IS/FID and the k-NN KL."""

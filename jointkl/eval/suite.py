@@ -80,7 +80,7 @@ def _accuracy(model, ds: Dataset, k: int, n: int, **_) -> dict:
 METRICS: dict[str, Callable] = {"elbo": _ll("elbo"), "iwae": _ll("iwae"), "ais": _ais, "is": _classifier,
                                 "fid": _classifier, "is_inception": _inception, "fid_inception": _inception,
                                 "modes": _modes, "recon": _recon, "accuracy": _accuracy}
-AUTO = ("elbo", "iwae", "modes", "recon", "accuracy")     # metrics=None: the cheap ones (AIS and IS/FID train or sample a lot)
+AUTO = ("elbo", "iwae", "modes", "recon", "accuracy")   # metrics=None: the cheap ones (AIS, IS/FID cost more)
 
 
 @torch.no_grad()
