@@ -10,6 +10,7 @@ from jointkl.data import Dataset
 from jointkl.errors import JointKLError
 from jointkl.eval.accuracy import accuracy_scores, contingency, matched_accuracy
 from jointkl.eval.suite import evaluate
+from tests.objectives.test_infogan import mixture4, train_infogan
 
 
 def brute_force(pred: torch.Tensor, labels: torch.Tensor) -> float:
@@ -56,18 +57,13 @@ def test_evaluate_reads_infogans_code_as_classes(tmp_path):
     """The InfoGAN of tests/objectives/test_infogan.py (accuracy 1.000 there in seeds 0-2 by its own count):
     the suite's matched accuracy finds the same; a model without `classify` or data without labels is an
     error when the metric is named, and skipped when metrics are chosen automatically."""
-    g = torch.Generator().manual_seed(0)
-    means = torch.tensor([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
-    k = torch.randint(4, (6000,), generator=g)
-    x = means[k] + 0.2 * torch.randn(6000, 2, generator=g)
-    ds = Dataset("mix4", x[:4000], x[4000:], "continuous", k[:4000], k[4000:])
-    model = jk.train("infogan", data=ds, steps=300, seed=0, out=tmp_path / "ig", latent_dim=2, n_categorical=4,
-                     n_continuous=0, hidden=64, layers=2, batch_size=128, log_every=100, ckpt_every=300,
-                     device="cpu")
+    model, x_test, k_test = train_infogan(tmp_path, 0)
+    x_train, k_train = mixture4(4000, 0)
+    ds = Dataset("mix4", x_train, x_test, "continuous", k_train, k_test)
     out = evaluate(model, ds, ["accuracy"])
     assert out["accuracy_matched"] > 0.9 and out["accuracy_matched"] >= out["accuracy"]
     assert "accuracy_matched" in evaluate(model, ds)                          # among the automatic metrics
-    unlabelled = Dataset("mix4", x[:4000], x[4000:], "continuous")
+    unlabelled = Dataset("mix4", x_train, x_test, "continuous")
     with pytest.raises(JointKLError, match="needs test labels"):
         evaluate(model, unlabelled, ["accuracy"])
     assert "accuracy" not in evaluate(model, unlabelled)
